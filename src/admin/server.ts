@@ -1,0 +1,56 @@
+/**
+ * The admin listener (its own port, 127.0.0.1 by default), served by the supervisor:
+ *
+ * - `GET /healthz`: the supervisor is alive (200).
+ * - `GET /readyz`: 200 when every worker of the current generation serves, else 503.
+ * - `GET /config`: the effective config as JSON, secrets redacted.
+ * - `GET /status`: version, uptime, workers, config generation.
+ * - `POST /reload`: reload the config file now (same as SIGHUP); 200 or 422 with errors.
+ */
+import type { Server } from "bun";
+import { problem } from "../core/problem.ts";
+import { redactConfig } from "./redact.ts";
+
+/** What the admin API reads from the supervisor. */
+export interface AdminSource {
+  version: string;
+  startedAt: number;
+  ready(): boolean;
+  status(): Record<string, unknown>;
+  config(): { value: unknown; secrets: ReadonlySet<string> };
+  reload(reason: string): Promise<{ ok: boolean; errors: string[]; generation: number }>;
+}
+
+/** Starts the admin listener. */
+export function startAdmin(address: string, port: number, source: AdminSource): Server<unknown> {
+  return Bun.serve({
+    hostname: address,
+    port,
+    async fetch(request) {
+      const url = new URL(request.url);
+      const requestId = crypto.randomUUID();
+      const route = `${request.method} ${url.pathname}`;
+      switch (route) {
+        case "GET /healthz":
+          return Response.json({ status: "ok" });
+        case "GET /readyz":
+          return source.ready() ? Response.json({ status: "ready" }) : Response.json({ status: "starting" }, { status: 503 });
+        case "GET /config": {
+          const { value, secrets } = source.config();
+          return Response.json(redactConfig(value, secrets));
+        }
+        case "GET /status":
+          return Response.json(source.status());
+        case "POST /reload": {
+          const result = await source.reload("admin API");
+          return Response.json(result, { status: result.ok ? 200 : 422 });
+        }
+        default:
+          return problem({ status: 404, kind: "no-route", detail: `The admin API has no ${route}.`, requestId });
+      }
+    },
+    error() {
+      return problem({ status: 500, kind: "internal", detail: "The admin API failed.", requestId: crypto.randomUUID() });
+    },
+  });
+}

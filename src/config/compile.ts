@@ -1,0 +1,423 @@
+/**
+ * Compiles a schema-valid config into a RuntimeGraph, checking what a schema cannot:
+ * references between sections, patterns, TLS files. Every problem is collected with
+ * its path; nothing is half-built.
+ */
+import { X509Certificate, createPrivateKey, createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { compileCondition, compileValueMatch, type ConditionConfig } from "../core/condition.ts";
+import { compileHeaderOps } from "../core/headers.ts";
+import { compileMock } from "../core/mock.ts";
+import { parseCidr } from "../core/net.ts";
+import type { Step } from "../core/pipeline.ts";
+import type { Policy } from "../core/policy.ts";
+import type { PolicyRegistry } from "../core/registry.ts";
+import { parseDuration, parseSize } from "../core/units.ts";
+import { parsePathPattern, PathKind } from "../router/path-pattern.ts";
+import { Router, type RouteSpec } from "../router/router.ts";
+import type { CompiledRoute, Limits, Rewrite, Timeouts } from "../router/types.ts";
+import { createTargetPicker } from "../upstream/targets.ts";
+import type { CompiledUpstream, Target } from "../upstream/types.ts";
+import type { CompiledListener, RuntimeGraph } from "./graph.ts";
+import type { ConfigError, ConfigPath } from "./source.ts";
+import type { LimitsConfig, PolicyEntryConfig, RouteConfig, TimeoutsConfig, TurnpikeConfig, UpstreamConfig } from "./types.ts";
+
+/** Defaults that apply when neither route nor upstream sets a timeout. */
+export const DEFAULT_TIMEOUTS: Timeouts = { connect: 5_000, responseHeaders: 60_000, idle: 60_000, total: 0 };
+/** Defaults for request limits; 0 means no limit. */
+export const DEFAULT_LIMITS: Limits = { maxBodySize: 0, maxHeaderSize: 0, maxUrlLength: 8192 };
+
+/** Where relative file paths are resolved from (the config file's folder). */
+export interface CompileOptions {
+  baseDir: string;
+  registry: PolicyRegistry;
+}
+
+export type CompileResult = { ok: true; graph: RuntimeGraph } | { ok: false; errors: ConfigError[] };
+
+/** Compiles a config that passed the schema. */
+export function compileConfig(config: TurnpikeConfig, options: CompileOptions): CompileResult {
+  const errors: ConfigError[] = [];
+  const fail = (path: ConfigPath, message: string) => errors.push({ path, message });
+  const created: Policy[] = [];
+
+  const listeners = config.listeners.map((listener, i) => compileListener(listener, ["listeners", i], options.baseDir, fail));
+  const seenPorts = new Map<string, number>();
+  config.listeners.forEach((listener, i) => {
+    if (listener.port === 0) return;
+    const key = `${listener.address ?? "0.0.0.0"}:${listener.port}`;
+    if (seenPorts.has(key)) fail(["listeners", i, "port"], `port ${listener.port} is already used by listeners[${seenPorts.get(key)}]`);
+    seenPorts.set(key, i);
+  });
+
+  const upstreams = new Map<string, CompiledUpstream>();
+  for (const [name, upstream] of Object.entries(config.upstreams)) {
+    const compiled = compileUpstream(name, upstream, ["upstreams", name], fail);
+    if (compiled) upstreams.set(name, compiled);
+  }
+
+  const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
+    (entries ?? []).flatMap((entry, i) => {
+      const step = compilePolicy(entry, [...path, i], options.registry, fail);
+      if (step) created.push(step.policy);
+      return step ? [step] : [];
+    });
+
+  const preFlow = compileSteps(config.pre_flow, ["pre_flow"]);
+  const postFlow = compileSteps(config.post_flow, ["post_flow"]);
+  const serverLimits = compileLimits(config.server?.limits, DEFAULT_LIMITS);
+
+  const specs: RouteSpec[] = [];
+  const routeNames = new Map<string, number>();
+  config.routes.forEach((route, index) => {
+    const path: ConfigPath = ["routes", index];
+    if (routeNames.has(route.name)) fail([...path, "name"], `route name "${route.name}" is already used by routes[${routeNames.get(route.name)}]`);
+    routeNames.set(route.name, index);
+    const upstream = upstreams.get(route.upstream);
+    if (!upstream) {
+      if (!(route.upstream in config.upstreams)) fail([...path, "upstream"], `unknown upstream "${route.upstream}"`);
+      return;
+    }
+    const spec = compileRoute(route, index, upstream, serverLimits, compileSteps, fail);
+    if (spec) specs.push(spec);
+  });
+
+  const idleSeconds = Math.ceil(parseDuration(config.server?.client_idle_timeout ?? "60s") / 1000);
+  if (idleSeconds < 1 || idleSeconds > 255) fail(["server", "client_idle_timeout"], "must be between 1s and 255s");
+
+  let router: Router | null = null;
+  if (errors.length === 0) {
+    try {
+      router = new Router(specs);
+    } catch (error) {
+      fail(["routes"], (error as Error).message);
+    }
+  }
+  if (errors.length > 0 || !router) {
+    for (const policy of created) policy.dispose?.();
+    return { ok: false, errors };
+  }
+
+  const workers = config.server?.workers;
+  const graph: RuntimeGraph = {
+    listeners: listeners.filter((l): l is CompiledListener => l !== null),
+    admin: {
+      enabled: config.admin?.enabled ?? true,
+      address: config.admin?.address ?? "127.0.0.1",
+      port: config.admin?.port ?? 9901,
+    },
+    router,
+    upstreams,
+    preFlow,
+    postFlow,
+    limits: serverLimits,
+    workers: typeof workers === "number" ? workers : null,
+    drainTimeoutMs: parseDuration(config.server?.drain_timeout ?? "30s"),
+    watch: config.server?.watch ?? false,
+    clientIdleTimeoutSeconds: idleSeconds,
+    listenerFingerprint: fingerprintListeners(listeners),
+    dispose() {
+      for (const policy of created) policy.dispose?.();
+    },
+  };
+  return { ok: true, graph };
+}
+
+type Fail = (path: ConfigPath, message: string) => void;
+
+function compileListener(
+  listener: TurnpikeConfig["listeners"][number],
+  path: ConfigPath,
+  baseDir: string,
+  fail: Fail,
+): CompiledListener | null {
+  const compiled: CompiledListener = {
+    name: listener.name ?? `${listener.tls ? "https" : "http"}-${listener.port}`,
+    address: listener.address ?? "0.0.0.0",
+    port: listener.port,
+    scheme: listener.tls ? "https" : "http",
+    tls: null,
+  };
+  if (!listener.tls) return compiled;
+  const entries: NonNullable<CompiledListener["tls"]> = [];
+  listener.tls.certificates.forEach((certificate, i) => {
+    const certPath = [...path, "tls", "certificates", i];
+    const cert = readPem(certificate.cert, baseDir, [...certPath, "cert"], fail);
+    const key = readPem(certificate.key, baseDir, [...certPath, "key"], fail);
+    if (cert === null || key === null) return;
+    let names = certificate.server_names ?? [];
+    try {
+      const x509 = new X509Certificate(cert);
+      if (!x509.checkPrivateKey(createPrivateKey(key))) {
+        fail([...certPath, "key"], "this private key does not belong to the certificate");
+        return;
+      }
+      if (names.length === 0) names = dnsNames(x509);
+    } catch (error) {
+      fail([...certPath], `cannot read certificate or key: ${(error as Error).message}`);
+      return;
+    }
+    if (names.length === 0) entries.push({ cert, key });
+    for (const serverName of names) entries.push({ cert, key, serverName });
+  });
+  compiled.tls = entries;
+  return compiled;
+}
+
+function dnsNames(certificate: X509Certificate): string[] {
+  const san = certificate.subjectAltName ?? "";
+  return san
+    .split(",")
+    .map((part) => part.trim())
+    .filter((part) => part.startsWith("DNS:"))
+    .map((part) => part.slice(4));
+}
+
+function readPem(file: string, baseDir: string, path: ConfigPath, fail: Fail): string | null {
+  const full = isAbsolute(file) ? file : resolve(baseDir, file);
+  try {
+    const text = readFileSync(full, "utf8");
+    if (!text.includes("-----BEGIN ")) {
+      fail(path, `${full} is not a PEM file`);
+      return null;
+    }
+    return text;
+  } catch (error) {
+    fail(path, `cannot read ${full}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    return null;
+  }
+}
+
+function fingerprintListeners(listeners: (CompiledListener | null)[]): string {
+  const hash = createHash("sha256");
+  for (const listener of listeners) hash.update(JSON.stringify(listener));
+  return hash.digest("hex");
+}
+
+function compileTimeouts(config: TimeoutsConfig | undefined, base: Partial<Timeouts>): Partial<Timeouts> {
+  const out: Partial<Timeouts> = { ...base };
+  if (config?.connect !== undefined) out.connect = parseDuration(config.connect);
+  if (config?.response_headers !== undefined) out.responseHeaders = parseDuration(config.response_headers);
+  if (config?.idle !== undefined) out.idle = parseDuration(config.idle);
+  if (config?.total !== undefined) out.total = parseDuration(config.total);
+  return out;
+}
+
+function compileLimits(config: LimitsConfig | undefined, base: Limits): Limits {
+  return {
+    maxBodySize: config?.max_body_size !== undefined ? parseSize(config.max_body_size) : base.maxBodySize,
+    maxHeaderSize: config?.max_header_size !== undefined ? parseSize(config.max_header_size) : base.maxHeaderSize,
+    maxUrlLength: config?.max_url_length ?? base.maxUrlLength,
+  };
+}
+
+function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath, fail: Fail): CompiledUpstream | null {
+  const timeouts = compileTimeouts(config.timeouts, {});
+  if (config.type === "mock") {
+    if (config.targets) fail([...path, "targets"], "a mock upstream has no targets");
+    return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts };
+  }
+  if (config.mock) fail([...path, "mock"], 'mock settings need `type: mock`');
+  if (!config.targets || config.targets.length === 0) {
+    fail(path, 'an http upstream needs `targets` (or set `type: mock`)');
+    return null;
+  }
+  const targets: Target[] = [];
+  config.targets.forEach((entry, i) => {
+    const text = typeof entry === "string" ? entry : entry.url;
+    let url: URL;
+    try {
+      url = new URL(text);
+    } catch {
+      fail([...path, "targets", i], `"${text}" is not a valid URL`);
+      return;
+    }
+    if (url.search || url.hash || url.username) {
+      fail([...path, "targets", i], "a target URL has no query, fragment or credentials");
+      return;
+    }
+    targets.push({
+      origin: url.origin,
+      basePath: url.pathname === "/" ? "" : url.pathname.replace(/\/$/, ""),
+      host: url.host,
+      weight: typeof entry === "string" ? 1 : (entry.weight ?? 1),
+    });
+  });
+  if (targets.length === 0) return null;
+  return { kind: "http", name, targets, timeouts, pick: createTargetPicker(targets) };
+}
+
+function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: PolicyRegistry, fail: Fail): Step | null {
+  const factory = registry.get(entry.type);
+  if (!factory) {
+    fail([...path, "type"], `unknown policy type "${entry.type}"`);
+    return null;
+  }
+  const config = entry.config ?? {};
+  let ok = true;
+  for (const problem of factory.validate?.(config) ?? []) {
+    fail([...path, "config", ...problem.path], problem.message);
+    ok = false;
+  }
+  const when = entry.when ? compileWhen(entry.when, [...path, "when"], fail) : null;
+  if (!ok || (entry.when && !when)) return null;
+  try {
+    return { policy: factory.create(config, { path: path.join(".") }), when };
+  } catch (error) {
+    fail([...path, "config"], (error as Error).message);
+    return null;
+  }
+}
+
+function compileWhen(config: ConditionConfig, path: ConfigPath, fail: Fail): ReturnType<typeof compileCondition> | null {
+  let ok = true;
+  (config.client_ip ?? []).forEach((cidr, i) => {
+    try {
+      parseCidr(cidr);
+    } catch (error) {
+      fail([...path, "client_ip", i], (error as Error).message);
+      ok = false;
+    }
+  });
+  if (!ok) return null;
+  try {
+    return compileCondition(config);
+  } catch (error) {
+    fail(path, (error as Error).message);
+    return null;
+  }
+}
+
+function compileRoute(
+  route: RouteConfig,
+  index: number,
+  upstream: CompiledUpstream,
+  serverLimits: Limits,
+  compileSteps: (entries: PolicyEntryConfig[] | undefined, path: ConfigPath) => Step[],
+  fail: Fail,
+): RouteSpec | null {
+  const path: ConfigPath = ["routes", index];
+  const before = { count: 0 };
+  const routeFail: Fail = (p, m) => {
+    before.count++;
+    fail(p, m);
+  };
+  const paths = route.match?.paths ?? [];
+  const paramSets: string[][] = [];
+  paths.forEach((text, i) => {
+    try {
+      const pattern = parsePathPattern(text);
+      paramSets.push("params" in pattern ? pattern.params : []);
+      if (pattern.kind === PathKind.Regex && text.length < 2) routeFail([...path, "match", "paths", i], "empty regular expression");
+    } catch (error) {
+      routeFail([...path, "match", "paths", i], (error as Error).message);
+    }
+  });
+
+  const rewrite = compileRewrite(route, paramSets, [...path, "rewrite"], routeFail);
+  const check = compileRouteCheck(route, [...path, "match"], routeFail);
+  const policies = compileSteps(route.policies, [...path, "policies"]);
+  if (before.count > 0) return null;
+
+  const defaults = { ...DEFAULT_TIMEOUTS, ...upstream.timeouts };
+  const timeouts = compileTimeouts(route.timeouts, defaults) as Timeouts;
+  const compiled: CompiledRoute = {
+    name: route.name,
+    index,
+    priority: route.priority ?? 0,
+    upstream,
+    rewrite,
+    hostHeader: route.host_header ?? "upstream",
+    requestHeaders: compileHeaderOps(route.request_headers),
+    responseHeaders: compileHeaderOps(route.response_headers),
+    timeouts,
+    limits: compileLimits(route.limits, serverLimits),
+    policies,
+  };
+  const match = route.match ?? {};
+  const conditionCount = (match.methods ? 1 : 0) + Object.keys(match.headers ?? {}).length + Object.keys(match.query ?? {}).length;
+  return { route: compiled, hosts: match.hosts ?? [], paths, check: check, conditionCount };
+}
+
+function compileRewrite(route: RouteConfig, paramSets: string[][], path: ConfigPath, fail: Fail): Rewrite | null {
+  const rewrite = route.rewrite;
+  if (!rewrite) return null;
+  const kinds = [rewrite.strip_prefix, rewrite.path, rewrite.regex].filter((v) => v !== undefined).length;
+  if (kinds !== 1) {
+    fail(path, "set exactly one of strip_prefix, path, or regex (with replacement)");
+    return null;
+  }
+  if (rewrite.strip_prefix !== undefined) {
+    const prefix = rewrite.strip_prefix.replace(/\/$/, "");
+    return (p) => {
+      if (!p.startsWith(prefix)) return p;
+      const rest = p.slice(prefix.length);
+      return rest === "" ? "/" : rest.startsWith("/") ? rest : p;
+    };
+  }
+  if (rewrite.path !== undefined) {
+    const parts = rewrite.path.split(/(:[A-Za-z_][A-Za-z0-9_]*)/);
+    const used = parts.filter((part) => part.startsWith(":")).map((part) => part.slice(1));
+    for (const name of used) {
+      if (paramSets.length === 0 || paramSets.some((set) => !set.includes(name))) {
+        fail([...path, "path"], `parameter :${name} is not captured by every path of this route`);
+        return null;
+      }
+    }
+    if (used.length === 0) {
+      const fixed = rewrite.path;
+      return () => fixed;
+    }
+    return (_p, params) => {
+      let out = "";
+      for (const part of parts) out += part.startsWith(":") ? encodePathParam(params[part.slice(1)] ?? "") : part;
+      return out;
+    };
+  }
+  if (rewrite.replacement === undefined) {
+    fail([...path, "replacement"], "regex needs a replacement");
+    return null;
+  }
+  const regex = new RegExp(rewrite.regex!);
+  const replacement = rewrite.replacement;
+  return (p) => {
+    const out = p.replace(regex, replacement);
+    return out.startsWith("/") ? out : `/${out}`;
+  };
+}
+
+/** Encodes a parameter for a path; a `*rest` capture keeps its slashes. */
+function encodePathParam(value: string): string {
+  return value.split("/").map(encodeURIComponent).join("/");
+}
+
+function compileRouteCheck(route: RouteConfig, path: ConfigPath, fail: Fail): RouteSpec["check"] {
+  const match = route.match;
+  if (!match) return null;
+  const tests: ((request: Request, url: URL) => boolean)[] = [];
+  if (match.methods) {
+    const methods = new Set(match.methods.map((m) => m.toUpperCase()));
+    tests.push((request) => methods.has(request.method));
+  }
+  const compileEach = (entries: Record<string, unknown> | undefined, key: "headers" | "query") => {
+    for (const [name, value] of Object.entries(entries ?? {})) {
+      try {
+        const test = compileValueMatch(value as never);
+        if (key === "headers") {
+          const lower = name.toLowerCase();
+          tests.push((request) => test(request.headers.get(lower)));
+        } else {
+          tests.push((_request, url) => test(url.searchParams.get(name)));
+        }
+      } catch (error) {
+        fail([...path, key, name], (error as Error).message);
+      }
+    }
+  };
+  compileEach(match.headers, "headers");
+  compileEach(match.query, "query");
+  if (tests.length === 0) return null;
+  if (tests.length === 1) return tests[0]!;
+  return (request, url) => tests.every((test) => test(request, url));
+}

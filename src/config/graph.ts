@@ -1,0 +1,39 @@
+/**
+ * The runtime graph: one config generation compiled for the hot path. Immutable once
+ * built; a reload builds a new one and swaps it in.
+ */
+import type { Step } from "../core/pipeline.ts";
+import type { Router } from "../router/router.ts";
+import type { Limits } from "../router/types.ts";
+import type { CompiledUpstream } from "../upstream/types.ts";
+
+/** A listener with its TLS material read from disk. */
+export interface CompiledListener {
+  name: string;
+  address: string;
+  port: number;
+  scheme: "http" | "https";
+  /** SNI entries; the first is the default certificate. */
+  tls: { cert: string; key: string; serverName?: string }[] | null;
+}
+
+/** Everything a worker needs to serve one config generation. */
+export interface RuntimeGraph {
+  listeners: CompiledListener[];
+  admin: { enabled: boolean; address: string; port: number };
+  router: Router;
+  upstreams: Map<string, CompiledUpstream>;
+  preFlow: Step[];
+  postFlow: Step[];
+  /** Server-wide request limits, before any route is known. */
+  limits: Limits;
+  /** Worker count from config; null means the CLI or the number of CPUs decides. */
+  workers: number | null;
+  drainTimeoutMs: number;
+  watch: boolean;
+  /** Bun's idleTimeout for client connections, in seconds (1..255). */
+  clientIdleTimeoutSeconds: number;
+  /** A fingerprint of everything that needs new listeners (ports, TLS files). */
+  listenerFingerprint: string;
+  dispose(): void;
+}

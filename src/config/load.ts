@@ -1,0 +1,94 @@
+/**
+ * Loading a config: YAML with positions → `${ENV}` substitution → JSON Schema →
+ * compile. Every error of every stage that could run is returned at once, each with
+ * its path and line.
+ */
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import type { PolicyRegistry } from "../core/registry.ts";
+import { builtinPolicies } from "../policies/index.ts";
+import { compileConfig } from "./compile.ts";
+import type { RuntimeGraph } from "./graph.ts";
+import { createSchemaChecker } from "./schema-check.ts";
+import { buildConfigSchema } from "./schema.ts";
+import { parseSource, type ConfigError } from "./source.ts";
+import type { TurnpikeConfig } from "./types.ts";
+
+/** A loaded, compiled config and what is needed to show it safely. */
+export interface LoadedConfig {
+  file: string;
+  config: TurnpikeConfig;
+  graph: RuntimeGraph;
+  /** Values that came from the environment; redacted by `GET /config`. */
+  secrets: Set<string>;
+}
+
+export type LoadResult = { ok: true; loaded: LoadedConfig } | { ok: false; errors: ConfigError[] };
+
+/** Loads config files; holds the compiled schema so repeated reloads do not recompile it. */
+export class ConfigLoader {
+  readonly registry: PolicyRegistry;
+  readonly #check: (value: unknown) => ConfigError[];
+
+  constructor(registry: PolicyRegistry = builtinPolicies()) {
+    this.registry = registry;
+    this.#check = createSchemaChecker(buildConfigSchema(registry));
+  }
+
+  /** Reads and loads a file; a read failure is one error at the root. */
+  loadFile(file: string, env: Record<string, string | undefined> = process.env): LoadResult {
+    const full = resolve(file);
+    let text: string;
+    try {
+      text = readFileSync(full, "utf8");
+    } catch (error) {
+      return { ok: false, errors: [{ path: [], message: `cannot read config file: ${(error as NodeJS.ErrnoException).code ?? error}` }] };
+    }
+    return this.loadText(text, full, env);
+  }
+
+  /** Loads config text; `file` names it in messages and anchors relative paths. */
+  loadText(text: string, file: string, env: Record<string, string | undefined> = process.env): LoadResult {
+    const source = parseSource(text, env);
+    const located = (errors: ConfigError[]): ConfigError[] =>
+      errors.map((error) => ({ ...error, ...(error.line ? {} : source.locate(error.path, error.atKey)) }));
+    if (source.errors.some((e) => e.message.startsWith("YAML syntax"))) return { ok: false, errors: source.errors };
+
+    const schemaErrors = located(this.#check(source.value));
+    const errors = [...source.errors, ...schemaErrors];
+    if (schemaErrors.length > 0) {
+      errors.push(...located(referenceErrors(source.value)));
+      return { ok: false, errors: sortErrors(errors) };
+    }
+    const config = source.value as TurnpikeConfig;
+    const compiled = compileConfig(config, { baseDir: dirname(file), registry: this.registry });
+    if (!compiled.ok) errors.push(...located(compiled.errors));
+    if (errors.length > 0 || !compiled.ok) {
+      if (compiled.ok) compiled.graph.dispose();
+      return { ok: false, errors: sortErrors(errors) };
+    }
+    return { ok: true, loaded: { file, config, graph: compiled.graph, secrets: source.secrets } };
+  }
+}
+
+/** References between sections, checked even when the schema failed elsewhere. */
+function referenceErrors(value: unknown): ConfigError[] {
+  const config = value as Partial<TurnpikeConfig> | null;
+  if (!config || typeof config !== "object" || !Array.isArray(config.routes)) return [];
+  const upstreams = config.upstreams && typeof config.upstreams === "object" ? config.upstreams : {};
+  const errors: ConfigError[] = [];
+  config.routes.forEach((route, i) => {
+    if (route && typeof route.upstream === "string" && !(route.upstream in upstreams)) {
+      errors.push({ path: ["routes", i, "upstream"], message: `unknown upstream "${route.upstream}"` });
+    }
+  });
+  return errors;
+}
+
+/** Sorts by position; drops follow-on errors at a path whose env reference was missing. */
+function sortErrors(errors: ConfigError[]): ConfigError[] {
+  const envPaths = new Set(errors.filter((e) => e.message.startsWith("environment variable")).map((e) => JSON.stringify(e.path)));
+  return errors
+    .filter((e) => e.message.startsWith("environment variable") || !envPaths.has(JSON.stringify(e.path)))
+    .sort((a, b) => (a.line ?? 0) - (b.line ?? 0) || (a.col ?? 0) - (b.col ?? 0));
+}

@@ -1,0 +1,211 @@
+/**
+ * The JSON Schema of a Turnpike config. Built from code so that each policy's own
+ * schema is part of it; `bun run schema` writes it to `schema/turnpike.schema.json`.
+ */
+import { conditionSchema, valueMatchSchema } from "../core/condition.ts";
+import { headerOpsSchema as headerOps } from "../core/headers.ts";
+import { mockSchema as mock } from "../core/mock.ts";
+import type { PolicyRegistry } from "../core/registry.ts";
+import { durationSchema, sizeSchema } from "../core/units.ts";
+
+const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
+
+const timeouts = {
+  type: "object",
+  additionalProperties: false,
+  description: "Upstream timeouts; each expired one answers 504.",
+  properties: {
+    connect: { ...durationSchema, description: "Until the upstream connection is open and the request sent." },
+    response_headers: { ...durationSchema, description: "Until the upstream's response headers arrive." },
+    idle: { ...durationSchema, description: "Longest pause between two chunks of the response body." },
+    total: { ...durationSchema, description: "Whole exchange, body included." },
+  },
+};
+
+const limits = {
+  type: "object",
+  additionalProperties: false,
+  properties: {
+    max_body_size: { ...sizeSchema, description: "Largest request body (413 above it); 0 means no limit." },
+    max_header_size: { ...sizeSchema, description: "Largest total size of request headers (431 above it)." },
+    max_url_length: { type: "integer", minimum: 1, description: "Longest request target (414 above it)." },
+  },
+};
+
+/** Builds the whole config schema, with a branch per registered policy type. */
+export function buildConfigSchema(registry: PolicyRegistry): Record<string, unknown> {
+  const policyTypes = registry.all().map((factory) => factory.type);
+  const policyEntry = {
+    type: "object",
+    additionalProperties: false,
+    required: ["type"],
+    properties: {
+      type: { enum: policyTypes, description: "The policy type." },
+      when: { $ref: "#/$defs/condition", description: "Run only when this condition holds." },
+      config: { type: "object", description: "The policy's own settings (see its schema)." },
+    },
+    allOf: registry.all().map((factory) => ({
+      if: { properties: { type: { const: factory.type } }, required: ["type"] },
+      then: { properties: { config: factory.schema } },
+    })),
+  };
+
+  return {
+    $schema: "https://json-schema.org/draft/2020-12/schema",
+    $id: "urn:turnpike:config-schema",
+    title: "Turnpike gateway configuration",
+    type: "object",
+    additionalProperties: false,
+    required: ["listeners", "upstreams", "routes"],
+    properties: {
+      $schema: { type: "string" },
+      listeners: {
+        type: "array",
+        minItems: 1,
+        items: {
+          type: "object",
+          additionalProperties: false,
+          required: ["port"],
+          properties: {
+            name: { type: "string", pattern: NAME_PATTERN },
+            address: { type: "string", description: "Address to bind; default 127.0.0.1." },
+            port: { type: "integer", minimum: 0, maximum: 65535 },
+            tls: {
+              type: "object",
+              additionalProperties: false,
+              required: ["certificates"],
+              properties: {
+                certificates: {
+                  type: "array",
+                  minItems: 1,
+                  description: "PEM files; SNI picks one by server name; the first is the default.",
+                  items: {
+                    type: "object",
+                    additionalProperties: false,
+                    required: ["cert", "key"],
+                    properties: {
+                      cert: { type: "string", description: "Path of the PEM certificate chain." },
+                      key: { type: "string", description: "Path of the PEM private key." },
+                      server_names: { type: "array", items: { type: "string" }, minItems: 1 },
+                    },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+      admin: {
+        type: "object",
+        additionalProperties: false,
+        properties: {
+          enabled: { type: "boolean" },
+          address: { type: "string", description: "Default 127.0.0.1." },
+          port: { type: "integer", minimum: 0, maximum: 65535, description: "Default 9901." },
+        },
+      },
+      server: {
+        type: "object",
+        additionalProperties: false,
+        properties: {
+          workers: { anyOf: [{ type: "integer", minimum: 1, maximum: 256 }, { const: "auto" }], "x-expects": 'a number of workers (1..256) or "auto"' },
+          drain_timeout: { ...durationSchema, description: "Grace for in-flight requests on shutdown; default 30s." },
+          watch: { type: "boolean", description: "Reload when the config file changes." },
+          client_idle_timeout: { ...durationSchema, description: "Idle client connections close after this; default 60s, at most 255s." },
+          limits,
+        },
+      },
+      upstreams: {
+        type: "object",
+        propertyNames: { pattern: NAME_PATTERN },
+        additionalProperties: {
+          type: "object",
+          additionalProperties: false,
+          properties: {
+            type: { enum: ["http", "mock"], description: "http (default) forwards to targets; mock answers itself." },
+            targets: {
+              type: "array",
+              minItems: 1,
+              items: {
+                "x-expects": "a URL (http:// or https://) or {url, weight}",
+                anyOf: [
+                  { type: "string", pattern: "^https?://" },
+                  {
+                    type: "object",
+                    additionalProperties: false,
+                    required: ["url"],
+                    properties: {
+                      url: { type: "string", pattern: "^https?://" },
+                      weight: { type: "integer", minimum: 1, maximum: 1000 },
+                    },
+                  },
+                ],
+              },
+            },
+            mock,
+            timeouts,
+          },
+        },
+      },
+      routes: {
+        type: "array",
+        items: {
+          type: "object",
+          additionalProperties: false,
+          required: ["name", "upstream"],
+          properties: {
+            name: { type: "string", pattern: NAME_PATTERN },
+            priority: { type: "integer", description: "Higher wins among matching routes; default 0." },
+            match: {
+              type: "object",
+              additionalProperties: false,
+              properties: {
+                hosts: { type: "array", minItems: 1, items: { type: "string", pattern: "^(\\*\\.)?[A-Za-z0-9.-]+(:[0-9]+)?$" } },
+                paths: {
+                  type: "array",
+                  minItems: 1,
+                  items: { type: "string", pattern: "^(/|~)" },
+                  description: "/exact, /prefix/*, /users/:id, /files/*rest, or ~regex.",
+                },
+                methods: { type: "array", minItems: 1, items: { type: "string", pattern: "^[A-Za-z]+$" } },
+                headers: { type: "object", additionalProperties: { $ref: "#/$defs/valueMatch" } },
+                query: { type: "object", additionalProperties: { $ref: "#/$defs/valueMatch" } },
+              },
+            },
+            upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+            rewrite: {
+              type: "object",
+              additionalProperties: false,
+              properties: {
+                strip_prefix: { type: "string", pattern: "^/" },
+                path: { type: "string", pattern: "^/", description: "New path; :name inserts a path parameter." },
+                regex: { type: "string", format: "regex" },
+                replacement: { type: "string", description: "With regex: $1 or $<name> insert groups." },
+              },
+            },
+            host_header: {
+              anyOf: [
+                { enum: ["preserve", "upstream"] },
+                { type: "object", additionalProperties: false, required: ["set"], properties: { set: { type: "string" } } },
+              ],
+              description: "Host sent upstream: the target's (upstream, default), the client's (preserve), or a fixed one.",
+              "x-expects": '"upstream", "preserve" or {set: "host"}',
+            },
+            request_headers: headerOps,
+            response_headers: headerOps,
+            timeouts,
+            limits,
+            policies: { type: "array", items: { $ref: "#/$defs/policy" } },
+          },
+        },
+      },
+      pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },
+      post_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run on every response, after route policies." },
+    },
+    $defs: {
+      valueMatch: valueMatchSchema,
+      condition: conditionSchema,
+      policy: policyEntry,
+    },
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * The config as written in YAML, after schema validation (names mirror the YAML keys).
+ */
+import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
+import type { MockConfig } from "../core/mock.ts";
+export type { MockConfig };
+
+export type Duration = number | string;
+export type Size = number | string;
+
+/** A whole config file. */
+export interface TurnpikeConfig {
+  listeners: ListenerConfig[];
+  admin?: AdminConfig;
+  server?: ServerConfig;
+  upstreams: Record<string, UpstreamConfig>;
+  routes: RouteConfig[];
+  pre_flow?: PolicyEntryConfig[];
+  post_flow?: PolicyEntryConfig[];
+}
+
+export interface ListenerConfig {
+  name?: string;
+  address?: string;
+  port: number;
+  tls?: ListenerTlsConfig;
+}
+
+export interface ListenerTlsConfig {
+  /** The first certificate is the default for clients that send no or an unknown SNI name. */
+  certificates: { cert: string; key: string; server_names?: string[] }[];
+}
+
+export interface AdminConfig {
+  enabled?: boolean;
+  address?: string;
+  port?: number;
+}
+
+export interface LimitsConfig {
+  max_body_size?: Size;
+  max_header_size?: Size;
+  max_url_length?: number;
+}
+
+export interface ServerConfig {
+  workers?: number | "auto";
+  drain_timeout?: Duration;
+  watch?: boolean;
+  limits?: LimitsConfig;
+  /** Seconds a client connection may stay idle (Bun's idleTimeout, max 255). */
+  client_idle_timeout?: Duration;
+}
+
+export interface TimeoutsConfig {
+  connect?: Duration;
+  response_headers?: Duration;
+  idle?: Duration;
+  total?: Duration;
+}
+
+export interface TargetConfig {
+  url: string;
+  weight?: number;
+}
+
+export interface UpstreamConfig {
+  type?: "http" | "mock";
+  targets?: (string | TargetConfig)[];
+  mock?: MockConfig;
+  timeouts?: TimeoutsConfig;
+}
+
+export type { HeaderOpsConfig } from "../core/headers.ts";
+import type { HeaderOpsConfig } from "../core/headers.ts";
+
+export interface RouteMatchConfig {
+  hosts?: string[];
+  paths?: string[];
+  methods?: string[];
+  headers?: Record<string, ValueMatchConfig>;
+  query?: Record<string, ValueMatchConfig>;
+}
+
+export interface RewriteConfig {
+  strip_prefix?: string;
+  path?: string;
+  regex?: string;
+  replacement?: string;
+}
+
+export interface RouteConfig {
+  name: string;
+  match?: RouteMatchConfig;
+  priority?: number;
+  upstream: string;
+  rewrite?: RewriteConfig;
+  host_header?: "preserve" | "upstream" | { set: string };
+  request_headers?: HeaderOpsConfig;
+  response_headers?: HeaderOpsConfig;
+  timeouts?: TimeoutsConfig;
+  limits?: LimitsConfig;
+  policies?: PolicyEntryConfig[];
+}
+
+export interface PolicyEntryConfig {
+  type: string;
+  when?: ConditionConfig;
+  config?: Record<string, unknown>;
+}

@@ -1,0 +1,43 @@
+/**
+ * The policy interface: optional hooks for each phase of a request.
+ * A policy stops the chain by returning a Response, never by throwing.
+ */
+import type { Exchange } from "./exchange.ts";
+
+/** Result of a request-phase hook: a Response stops the chain and is sent to the client. */
+export type RequestOutcome = Response | undefined | void;
+
+/** A configured policy instance, created once at config load. */
+export interface Policy {
+  /** Policy type name, e.g. `headers`. */
+  readonly type: string;
+  /** Runs in order before the upstream is called; may answer instead. */
+  onRequest?(exchange: Exchange): RequestOutcome | Promise<RequestOutcome>;
+  /** Runs in reverse order on the response (upstream's or a policy's); may replace it. */
+  onResponse?(exchange: Exchange, response: Response): Response | Promise<Response>;
+  /** Runs after the response is handed to the client; for logs and metrics; must not throw. */
+  onComplete?(exchange: Exchange, response: Response): void;
+  /** Releases timers or connections when a config generation is retired. */
+  dispose?(): void;
+}
+
+/** What a factory gets besides its own config. */
+export interface PolicyContext {
+  /** Config path of this policy, for messages, e.g. `routes[1].policies[0]`. */
+  path: string;
+}
+
+/**
+ * A policy type: its name, the JSON Schema of its `config`, an optional extra check,
+ * and `create`, which turns a validated config into a Policy.
+ */
+export interface PolicyFactory<Config = any> {
+  readonly type: string;
+  /** One line for `--help` and docs. */
+  readonly description: string;
+  /** JSON Schema (draft 2020-12 subset) of the `config` object. */
+  readonly schema: Record<string, unknown>;
+  /** Checks that a schema cannot express; returns messages keyed by sub-path. */
+  validate?(config: Config): { path: (string | number)[]; message: string }[];
+  create(config: Config, context: PolicyContext): Policy;
+}

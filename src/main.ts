@@ -1,0 +1,93 @@
+/**
+ * Turnpike command line.
+ *
+ *     turnpike <config>                 run the gateway (same as `turnpike run <config>`)
+ *     turnpike run <config> [--workers N]
+ *     turnpike validate <config>        list every config error, exit 1 if any
+ *     turnpike version
+ *     turnpike --help
+ */
+import { ConfigLoader } from "./config/load.ts";
+import { formatError } from "./config/source.ts";
+import { createLogger } from "./observability/logger.ts";
+import { runSupervisor } from "./server/supervisor.ts";
+import { runWorker } from "./server/worker.ts";
+import { VERSION } from "./version.ts";
+
+const HELP = `Turnpike ${VERSION}: an API gateway in one executable.
+
+Usage:
+  turnpike <config.yaml> [--workers N]       run the gateway
+  turnpike run <config.yaml> [--workers N]   the same
+  turnpike validate <config.yaml>            check a config; every error is listed with its line
+  turnpike version                           print the version
+  turnpike --help                            this text
+
+Options:
+  --workers N   worker processes (default: server.workers from the config, else one per CPU)
+
+Signals:
+  SIGHUP   reload the config (a config that fails to load leaves the old one serving)
+  SIGTERM  drain in-flight requests, then exit 0
+
+Environment:
+  TURNPIKE_LOG_LEVEL   debug | info | warn | error (default info)
+`;
+
+function usage(message: string): never {
+  console.error(`turnpike: ${message}\nRun 'turnpike --help' for usage.`);
+  process.exit(2);
+}
+
+async function main(argv: string[]): Promise<void> {
+  if (process.env.TURNPIKE_ROLE === "worker") {
+    runWorker();
+    return;
+  }
+  const positional: string[] = [];
+  let workers: number | null = null;
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === "--help" || arg === "-h") {
+      process.stdout.write(HELP);
+      return;
+    }
+    if (arg === "--version" || arg === "-v") {
+      console.log(VERSION);
+      return;
+    }
+    if (arg === "--workers" || arg.startsWith("--workers=")) {
+      const value = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[++i];
+      const count = Number(value);
+      if (!Number.isInteger(count) || count < 1 || count > 256) usage(`--workers needs a whole number from 1 to 256, not ${JSON.stringify(value ?? "")}`);
+      workers = count;
+      continue;
+    }
+    if (arg.startsWith("-")) usage(`unknown option ${arg}`);
+    positional.push(arg);
+  }
+
+  const [first, second, ...rest] = positional;
+  if (first === undefined) usage("no config file given");
+  if (first === "version") {
+    console.log(VERSION);
+    return;
+  }
+  if (first === "validate") {
+    if (second === undefined || rest.length) usage("validate takes one config file");
+    const result = new ConfigLoader().loadFile(second);
+    if (!result.ok) {
+      for (const error of result.errors) console.error(formatError(second, error));
+      console.error(`${result.errors.length} error(s).`);
+      process.exit(1);
+    }
+    result.loaded.graph.dispose();
+    console.log(`${second}: ok`);
+    process.exit(0);
+  }
+  const file = first === "run" ? second : first;
+  if (file === undefined || (first === "run" ? rest.length : second !== undefined)) usage("run takes one config file");
+  await runSupervisor({ file, workers, log: createLogger({ role: "supervisor", pid: process.pid }) });
+}
+
+await main(process.argv.slice(2));

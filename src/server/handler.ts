@@ -1,0 +1,146 @@
+/**
+ * The request handler of a worker: request id, limits, route match, the policy
+ * pipeline around the proxy, and the one place that catches the unexpected.
+ */
+import type { Server } from "bun";
+import type { RuntimeGraph } from "../config/graph.ts";
+import { limitRequestBody } from "../core/body-limit.ts";
+import type { Exchange } from "../core/exchange.ts";
+import { applyHeaderOps } from "../core/headers.ts";
+import { answerMock } from "../core/mock.ts";
+import { runCompletion, runPipeline } from "../core/pipeline.ts";
+import type { Policy } from "../core/policy.ts";
+import { problem } from "../core/problem.ts";
+import type { Logger } from "../observability/logger.ts";
+import { forwardHttp } from "../upstream/forward.ts";
+import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
+
+/** A client's X-Request-ID is kept only if it is a short, printable token. */
+const SANE_REQUEST_ID = /^[A-Za-z0-9._:+=@\/-]{1,128}$/;
+
+/** Creates the fetch handler for one listener. `current` returns the live config generation. */
+export function createRequestHandler(
+  scheme: "http" | "https",
+  current: () => RuntimeGraph,
+  log: Logger,
+): (request: Request, server: Server<unknown>) => Promise<Response> {
+  const onCompleteError = (error: unknown, policy: Policy) =>
+    log.error("policy completion hook failed", { policy: policy.type, error });
+
+  return async function handle(request, server) {
+    const graph = current();
+    const given = request.headers.get("x-request-id");
+    const requestId = given !== null && SANE_REQUEST_ID.test(given) ? given : crypto.randomUUID();
+    let exchange: Exchange | null = null;
+    try {
+      const early = checkLimits(request, graph, requestId);
+      if (early) return early;
+      const url = new URL(request.url);
+      const match = graph.router.match(request, url);
+      const clientIp = server.requestIP(request)?.address ?? "";
+      exchange = {
+        request,
+        url,
+        requestId,
+        clientIp,
+        scheme,
+        route: match?.route ?? null,
+        params: match?.params ?? {},
+        upstreamHeaders: upstreamHeaders(request, url, clientIp, scheme, requestId),
+        responseHeaders: null,
+        body: request.body,
+        bodyFailure: null,
+        startedAt: performance.now(),
+        state: new Map(),
+      };
+      const route = exchange.route;
+      if (route) {
+        const refused = limitRequestBody(exchange, route.limits.maxBodySize);
+        if (refused) return refused;
+      }
+      const participants: Policy[] = [];
+      let response = await runPipeline(exchange, graph.preFlow, route?.policies ?? [], graph.postFlow, proxy, participants);
+      response = finish(response, exchange);
+      if (participants.length > 0) runCompletion(exchange, response, participants, onCompleteError);
+      return response;
+    } catch (error) {
+      log.error("unexpected error while handling a request", {
+        request_id: requestId,
+        route: exchange?.route?.name,
+        error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
+        stack: error instanceof Error ? error.stack : undefined,
+      });
+      return problem({ status: 500, kind: "internal", detail: "The gateway failed to handle this request.", requestId });
+    }
+  };
+}
+
+/** Server-wide limits that apply before routing: URL length (414) and header size (431). */
+function checkLimits(request: Request, graph: RuntimeGraph, requestId: string): Response | undefined {
+  const limits = graph.limits;
+  // request.url is absolute; the request target is what follows the authority.
+  const target = request.url.length - request.url.indexOf("/", 8);
+  if (target > limits.maxUrlLength) {
+    return problem({ status: 414, kind: "uri-too-long", detail: `The request target exceeds ${limits.maxUrlLength} characters.`, requestId });
+  }
+  if (limits.maxHeaderSize > 0) {
+    let size = 0;
+    for (const [name, value] of request.headers) size += name.length + value.length + 4;
+    if (size > limits.maxHeaderSize) {
+      return problem({ status: 431, kind: "headers-too-large", detail: `The request headers exceed ${limits.maxHeaderSize} bytes.`, requestId });
+    }
+  }
+  return undefined;
+}
+
+/** Headers for the upstream: end-to-end headers of the client plus X-Forwarded-* and the request id. */
+function upstreamHeaders(request: Request, url: URL, clientIp: string, scheme: string, requestId: string): Headers {
+  const headers = copyEndToEnd(request.headers);
+  const forwardedFor = headers.get("x-forwarded-for");
+  headers.set("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${clientIp}` : clientIp);
+  headers.set("x-forwarded-proto", scheme);
+  headers.set("x-forwarded-host", request.headers.get("host") ?? url.host);
+  headers.set("x-request-id", requestId);
+  return headers;
+}
+
+/** The proxy at the centre of the pipeline. */
+async function proxy(exchange: Exchange): Promise<Response> {
+  const route = exchange.route;
+  if (!route) {
+    return problem({
+      status: 404,
+      kind: "no-route",
+      detail: `No route matches ${exchange.request.method} ${exchange.url.pathname}.`,
+      requestId: exchange.requestId,
+    });
+  }
+  if (route.requestHeaders) applyHeaderOps(exchange.upstreamHeaders, route.requestHeaders);
+  const upstream = route.upstream;
+  let response: Response;
+  if (upstream.kind === "mock") {
+    const path = route.rewrite ? route.rewrite(exchange.url.pathname, exchange.params) : exchange.url.pathname;
+    response = await answerMock(upstream.mock, exchange, path + exchange.url.search, exchange.upstreamHeaders);
+  } else {
+    response = await forwardHttp(exchange, route, upstream.pick());
+  }
+  if (route.responseHeaders) applyHeaderOps(response.headers, route.responseHeaders);
+  return response;
+}
+
+/** Adds the request id and headers collected by policies to the final response. */
+function finish(response: Response, exchange: Exchange): Response {
+  let headers = response.headers;
+  try {
+    headers.set("x-request-id", exchange.requestId);
+  } catch {
+    // Immutable headers (a fetch Response returned by a policy): copy once.
+    response = new Response(response.body, { status: response.status, statusText: response.statusText, headers: new Headers(headers) });
+    headers = response.headers;
+    headers.set("x-request-id", exchange.requestId);
+  }
+  if (exchange.responseHeaders) {
+    for (const [name, value] of exchange.responseHeaders) headers.append(name, value);
+  }
+  return response;
+}

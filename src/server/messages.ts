@@ -1,0 +1,17 @@
+/**
+ * Messages between the supervisor and its workers over Bun's IPC channel.
+ */
+
+/** Supervisor → worker. */
+export type ToWorker =
+  /** Serve (or switch to) this config; the worker compiles it itself. */
+  | { type: "config"; generation: number; file: string; text: string }
+  /** Stop accepting, finish in-flight requests (up to the grace), then exit 0. */
+  | { type: "drain" };
+
+/** Worker → supervisor. */
+export type FromWorker =
+  | { type: "hello" }
+  | { type: "ready"; generation: number; listeners: { name: string; url: string }[] }
+  | { type: "reloaded"; generation: number }
+  | { type: "failed"; generation: number; errors: string[] };

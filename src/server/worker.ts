@@ -1,0 +1,109 @@
+/**
+ * A worker process: serves every listener of the current config with Bun.serve and
+ * `reusePort`, swaps config generations in place, and drains on SIGTERM.
+ */
+import type { Server } from "bun";
+import type { RuntimeGraph } from "../config/graph.ts";
+import { ConfigLoader } from "../config/load.ts";
+import { formatError } from "../config/source.ts";
+import { problem } from "../core/problem.ts";
+import { createLogger } from "../observability/logger.ts";
+import { createRequestHandler } from "./handler.ts";
+import type { FromWorker, ToWorker } from "./messages.ts";
+
+/** Largest body Bun itself accepts; the gateway's own limits apply below it. */
+const UNLIMITED_BODY = Number.MAX_SAFE_INTEGER;
+
+/** Runs a worker until it is told to drain or is killed. */
+export function runWorker(): void {
+  const log = createLogger({ role: "worker", pid: process.pid });
+  const send = (message: FromWorker) => process.send?.(message);
+  const loader = new ConfigLoader();
+  let graph: RuntimeGraph | null = null;
+  let generation = 0;
+  let servers: Server<unknown>[] = [];
+  let draining = false;
+
+  process.on("message", (message: ToWorker) => {
+    if (message.type === "config") applyConfig(message);
+    else if (message.type === "drain") void drain("told by the supervisor");
+  });
+  process.on("SIGTERM", () => void drain("SIGTERM"));
+  process.on("SIGINT", () => void drain("SIGINT"));
+  // A lost supervisor must not leave orphan workers holding the ports.
+  process.on("disconnect", () => void drain("supervisor went away"));
+
+  function applyConfig(message: Extract<ToWorker, { type: "config" }>): void {
+    const result = loader.loadText(message.text, message.file);
+    if (!result.ok) {
+      const errors = result.errors.map((e) => formatError(message.file, e));
+      log.error("config rejected by worker", { generation: message.generation, errors });
+      send({ type: "failed", generation: message.generation, errors });
+      return;
+    }
+    const previous = graph;
+    graph = result.loaded.graph;
+    generation = message.generation;
+    if (servers.length === 0) {
+      try {
+        servers = startListeners(graph);
+      } catch (error) {
+        const text = `cannot listen: ${(error as Error).message}`;
+        log.error(text, { generation });
+        send({ type: "failed", generation, errors: [text] });
+        process.exit(3);
+      }
+      send({
+        type: "ready",
+        generation,
+        listeners: graph.listeners.map((l) => ({ name: l.name, url: `${l.scheme}://${l.address}:${l.port}` })),
+      });
+    } else {
+      // Routes, upstreams and policies change in place; listeners are the supervisor's
+      // business (it starts a new generation of workers when they change).
+      send({ type: "reloaded", generation });
+    }
+    previous?.dispose();
+  }
+
+  function startListeners(first: RuntimeGraph): Server<unknown>[] {
+    const current = () => graph ?? first;
+    return first.listeners.map((listener) => {
+      const fetch = createRequestHandler(listener.scheme, current, log.child({ listener: listener.name }));
+      return Bun.serve({
+        hostname: listener.address,
+        port: listener.port,
+        reusePort: true,
+        idleTimeout: first.clientIdleTimeoutSeconds,
+        maxRequestBodySize: UNLIMITED_BODY,
+        tls: listener.tls
+          ? listener.tls.map((entry) => ({ cert: entry.cert, key: entry.key, serverName: entry.serverName, lowMemoryMode: false }))
+          : undefined,
+        fetch,
+        error(error) {
+          log.error("unhandled server error", { error: error.message });
+          return problem({ status: 500, kind: "internal", detail: "The gateway failed to handle this request.", requestId: crypto.randomUUID() });
+        },
+      });
+    });
+  }
+
+  async function drain(reason: string): Promise<void> {
+    if (draining) return;
+    draining = true;
+    const graceMs = graph?.drainTimeoutMs ?? 30_000;
+    log.info("draining", { reason, grace_ms: graceMs });
+    for (const server of servers) server.stop(false);
+    const deadline = performance.now() + graceMs;
+    while (performance.now() < deadline && servers.some((s) => s.pendingRequests > 0 || s.pendingWebSockets > 0)) {
+      await Bun.sleep(20);
+    }
+    const left = servers.reduce((n, s) => n + s.pendingRequests, 0);
+    if (left > 0) log.warn("grace period over; closing remaining requests", { pending: left });
+    for (const server of servers) server.stop(true);
+    graph?.dispose();
+    process.exit(0);
+  }
+
+  send({ type: "hello" });
+}

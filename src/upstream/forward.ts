@@ -1,0 +1,189 @@
+/**
+ * Forwarding to an http upstream with Bun's fetch: streaming both ways, no redirects
+ * followed, no decompression, hop-by-hop headers removed, and four timeouts:
+ *
+ * - `connect`: only when the target is cold (no response from it in the last few
+ *   seconds on this worker), a TCP connect probe bounded by this timeout runs first;
+ *   Bun's fetch does not report when its connection opens, so a warm target relies
+ *   on its pooled keep-alive connection.
+ * - `response_headers`: from sending the request until the response headers arrive.
+ * - `idle`: the longest pause between two chunks of the response body.
+ * - `total`: the whole exchange, body included.
+ */
+import type { Exchange } from "../core/exchange.ts";
+import { problem } from "../core/problem.ts";
+import type { CompiledRoute } from "../router/types.ts";
+import { probeConnect } from "./connect-probe.ts";
+import { copyEndToEnd } from "./hop-by-hop.ts";
+import type { Target } from "./types.ts";
+
+/** Responses up to this declared size are read whole under the timeouts; larger ones stream. */
+const BUFFER_LIMIT = 64 * 1024;
+/** A target with no response for this long is probed before use when `connect` is set. */
+const COLD_AFTER_MS = 5_000;
+
+class UpstreamTimeout extends Error {
+  constructor(readonly which: "connect" | "response_headers" | "idle" | "total", readonly ms: number) {
+    super(`upstream ${which} timeout after ${ms} ms`);
+  }
+}
+
+const lastResponseAt = new WeakMap<Target, number>();
+
+/** Builds the upstream URL: target base path + (rewritten) request path + query. */
+function upstreamUrl(exchange: Exchange, route: CompiledRoute, target: Target): string {
+  const path = route.rewrite ? route.rewrite(exchange.url.pathname, exchange.params) : exchange.url.pathname;
+  return target.origin + target.basePath + path + exchange.url.search;
+}
+
+/** Forwards the exchange to `target` and returns the response to send to the client. */
+export async function forwardHttp(exchange: Exchange, route: CompiledRoute, target: Target): Promise<Response> {
+  const timeouts = route.timeouts;
+  const headers = exchange.upstreamHeaders;
+  if (route.hostHeader === "upstream") headers.set("host", target.host);
+  else if (route.hostHeader !== "preserve") headers.set("host", route.hostHeader.set);
+
+  if (timeouts.connect > 0) {
+    const last = lastResponseAt.get(target);
+    if (last === undefined || exchange.startedAt - last > COLD_AFTER_MS) {
+      const failure = await probeConnect(target, timeouts.connect);
+      if (failure === "timeout") return timeoutProblem(exchange, new UpstreamTimeout("connect", timeouts.connect));
+      if (failure !== null) return unreachable(exchange, failure);
+    }
+  }
+
+  const controller = new AbortController();
+  const abort = (reason: UpstreamTimeout) => controller.abort(reason);
+  const totalTimer = timeouts.total > 0 ? setTimeout(abort, timeouts.total, new UpstreamTimeout("total", timeouts.total)) : null;
+  const headersTimer =
+    timeouts.responseHeaders > 0
+      ? setTimeout(abort, timeouts.responseHeaders, new UpstreamTimeout("response_headers", timeouts.responseHeaders))
+      : null;
+
+  let upstream: Response;
+  try {
+    upstream = await fetch(upstreamUrl(exchange, route, target), {
+      method: exchange.request.method,
+      headers,
+      body: exchange.body,
+      redirect: "manual",
+      decompress: false,
+      signal: controller.signal,
+      // @ts-expect-error: streaming request bodies need half duplex
+      duplex: "half",
+    });
+  } catch (error) {
+    if (headersTimer) clearTimeout(headersTimer);
+    if (totalTimer) clearTimeout(totalTimer);
+    if (exchange.bodyFailure) return exchange.bodyFailure;
+    const reason = controller.signal.reason;
+    if (reason instanceof UpstreamTimeout) return timeoutProblem(exchange, reason);
+    return unreachable(exchange, describeFetchError(error));
+  }
+  if (headersTimer) clearTimeout(headersTimer);
+  lastResponseAt.set(target, performance.now());
+
+  const responseHeaders = copyEndToEnd(upstream.headers);
+  const init = { status: upstream.status, statusText: upstream.statusText, headers: responseHeaders };
+  const body = upstream.body;
+  if (body === null) {
+    if (totalTimer) clearTimeout(totalTimer);
+    return new Response(null, init);
+  }
+
+  const declared = upstream.headers.get("content-length");
+  if (declared !== null && Number(declared) <= BUFFER_LIMIT) {
+    // Small bodies are read whole while the timers run: simple and cheap, and a
+    // stalled small body still ends in a 504 instead of a hung client.
+    const idleTimer = timeouts.idle > 0 && totalTimer === null
+      ? setTimeout(abort, timeouts.idle, new UpstreamTimeout("idle", timeouts.idle))
+      : null;
+    try {
+      const bytes = await upstream.arrayBuffer();
+      return new Response(bytes, init);
+    } catch (error) {
+      const reason = controller.signal.reason;
+      if (reason instanceof UpstreamTimeout) return timeoutProblem(exchange, reason);
+      return unreachable(exchange, `upstream body failed: ${describeFetchError(error)}`);
+    } finally {
+      if (idleTimer) clearTimeout(idleTimer);
+      if (totalTimer) clearTimeout(totalTimer);
+    }
+  }
+
+  if (timeouts.idle <= 0 && totalTimer === null) return new Response(body, init);
+  return new Response(watchBody(body, controller, timeouts.idle, totalTimer), init);
+}
+
+/**
+ * Passes body chunks through while an idle timer runs between them; ends the total
+ * timer with the body. A timeout aborts the upstream fetch, which errors the stream
+ * and so closes the client connection mid-body (the status is already sent).
+ */
+function watchBody(
+  body: ReadableStream<Uint8Array>,
+  controller: AbortController,
+  idleMs: number,
+  totalTimer: ReturnType<typeof setTimeout> | null,
+): ReadableStream<Uint8Array> {
+  const reader = body.getReader();
+  let idleTimer: ReturnType<typeof setTimeout> | null = null;
+  const stopTimers = () => {
+    if (idleTimer) clearTimeout(idleTimer);
+    if (totalTimer) clearTimeout(totalTimer);
+  };
+  const armIdle = () => {
+    if (idleMs <= 0) return;
+    if (idleTimer) clearTimeout(idleTimer);
+    idleTimer = setTimeout(() => controller.abort(new UpstreamTimeout("idle", idleMs)), idleMs);
+  };
+  return new ReadableStream<Uint8Array>({
+    start() {
+      armIdle();
+    },
+    async pull(out) {
+      try {
+        const { done, value } = await reader.read();
+        if (done) {
+          stopTimers();
+          out.close();
+          return;
+        }
+        armIdle();
+        out.enqueue(value);
+      } catch (error) {
+        stopTimers();
+        out.error(error);
+      }
+    },
+    cancel(reason) {
+      stopTimers();
+      controller.abort();
+      return reader.cancel(reason);
+    },
+  }, { highWaterMark: 0 });
+}
+
+function timeoutProblem(exchange: Exchange, timeout: UpstreamTimeout): Response {
+  return problem({
+    status: 504,
+    kind: "upstream-timeout",
+    detail: `The upstream did not answer in time (${timeout.which} timeout of ${timeout.ms} ms).`,
+    requestId: exchange.requestId,
+  });
+}
+
+function unreachable(exchange: Exchange, reason: string): Response {
+  return problem({
+    status: 502,
+    kind: "upstream-unreachable",
+    detail: `The upstream could not be reached: ${reason}.`,
+    requestId: exchange.requestId,
+  });
+}
+
+function describeFetchError(error: unknown): string {
+  const code = (error as { code?: string }).code;
+  if (code) return code;
+  return error instanceof Error ? error.message : String(error);
+}

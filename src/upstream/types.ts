@@ -1,0 +1,21 @@
+/**
+ * Compiled upstreams: where a route's requests go.
+ */
+import type { MockResponse } from "../core/mock.ts";
+import type { Timeouts } from "../router/types.ts";
+
+/** One backend address, parsed once at load. */
+export interface Target {
+  /** `http://127.0.0.1:3000` without a trailing slash. */
+  origin: string;
+  /** Path prefix of the target URL (`/base` for `http://h/base`), "" for none. */
+  basePath: string;
+  /** `host[:port]` to send when the route uses the upstream's Host. */
+  host: string;
+  weight: number;
+}
+
+/** An upstream: either forwarded to targets or answered by a mock. */
+export type CompiledUpstream =
+  | { kind: "http"; name: string; targets: Target[]; timeouts: Partial<Timeouts>; pick(): Target }
+  | { kind: "mock"; name: string; mock: MockResponse; timeouts: Partial<Timeouts> };
