@@ -1,0 +1,36 @@
+/**
+ * Test helper: a real HTTP upstream on 127.0.0.1 with a handler per test.
+ */
+import type { Server } from "bun";
+
+export interface TestUpstream {
+  url: string;
+  port: number;
+  server: Server<unknown>;
+  /** Requests seen so far (method, path with query, headers). */
+  seen: { method: string; path: string; headers: Headers }[];
+  stop(): void;
+}
+
+/** Starts an upstream; `handler` answers each request (default: 200 "ok"). */
+export function startUpstream(handler?: (request: Request, server: Server<unknown>) => Response | Promise<Response>): TestUpstream {
+  const seen: TestUpstream["seen"] = [];
+  const server = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    idleTimeout: 0,
+    maxRequestBodySize: Number.MAX_SAFE_INTEGER,
+    fetch(request, srv) {
+      const url = new URL(request.url);
+      seen.push({ method: request.method, path: url.pathname + url.search, headers: request.headers });
+      return handler ? handler(request, srv) : new Response("ok");
+    },
+  });
+  return {
+    url: `http://127.0.0.1:${server.port}`,
+    port: server.port!,
+    server,
+    seen,
+    stop: () => server.stop(true),
+  };
+}

@@ -1,0 +1,8 @@
+/** Test preload: the integration tests drive the built binary, so build it if missing. */
+import { existsSync } from "node:fs";
+import { BINARY } from "./helpers/gateway.ts";
+
+if (!existsSync(BINARY)) {
+  const build = Bun.spawnSync(["bun", "run", "build"], { cwd: `${import.meta.dir}/..`, stdio: ["ignore", "inherit", "inherit"] });
+  if (build.exitCode !== 0) throw new Error("bun run build failed");
+}
