@@ -8,6 +8,9 @@
  * | `/users/:id`     | `/users/42` with `id = "42"`              |
  * | `/files/*rest`   | `/files/a/b` with `rest = "a/b"`          |
  * | `~^/v[0-9]+/`    | a regular expression; named groups become parameters |
+ *
+ * Literal parts are compared with the request path as a parsed URL writes it, so
+ * `/café` and `/caf%C3%A9` are the same pattern. A regex sees that encoded path as is.
  */
 
 /** What kind of path pattern this is; lower kinds win over higher ones at equal priority. */
@@ -28,8 +31,18 @@ export type Segment =
 /** A parsed path pattern. */
 export type PathPattern =
   | { kind: PathKind.Exact; path: string; literalLength: number }
-  | { kind: PathKind.Parameters | PathKind.Prefix; segments: Segment[]; literalLength: number; params: string[] }
-  | { kind: PathKind.Regex; regex: RegExp; literalLength: number; params: string[] };
+  | {
+      kind: PathKind.Parameters | PathKind.Prefix;
+      segments: Segment[];
+      literalLength: number;
+      /** Every parameter name, `*rest` last. */
+      params: string[];
+      /** Name of the trailing `*rest` parameter, or null. */
+      rest: string | null;
+    }
+  | { kind: PathKind.Regex; regex: RegExp; literalLength: number; params: string[] }
+  /** A route without paths: matches every path. */
+  | { kind: PathKind.Any; literalLength: 0 };
 
 const PARAM_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
 
@@ -47,7 +60,7 @@ export function parsePathPattern(text: string): PathPattern {
   }
   let prefix = false;
   let body = text;
-  if (body === "/*") return { kind: PathKind.Prefix, segments: [], literalLength: 0, params: [] };
+  if (body === "/*") return { kind: PathKind.Prefix, segments: [], literalLength: 0, params: [], rest: null };
   if (body.endsWith("/*")) {
     prefix = true;
     body = body.slice(0, -2);
@@ -55,6 +68,7 @@ export function parsePathPattern(text: string): PathPattern {
   const parts = body.split("/").slice(1);
   const segments: Segment[] = [];
   const params: string[] = [];
+  let rest: string | null = null;
   let literalLength = 0;
   parts.forEach((part, i) => {
     if (part.startsWith(":")) {
@@ -68,13 +82,32 @@ export function parsePathPattern(text: string): PathPattern {
       if (!PARAM_NAME.test(name)) throw new Error(`invalid parameter name "${name}" after *`);
       if (i !== parts.length - 1 || prefix) throw new Error(`*${name} must be the last segment`);
       params.push(name);
+      rest = name;
       segments.push({ kind: "rest", name });
     } else {
       if (part.includes(":") || part.includes("*")) throw new Error(`"${part}": ':' and '*' may only start a segment`);
-      literalLength += part.length + 1;
-      segments.push({ kind: "literal", value: part });
+      const value = encodeSegment(part);
+      literalLength += value.length + 1;
+      segments.push({ kind: "literal", value });
     }
   });
-  if (!prefix && params.length === 0) return { kind: PathKind.Exact, path: text, literalLength: text.length };
-  return { kind: prefix ? PathKind.Prefix : PathKind.Parameters, segments, literalLength, params };
+  if (!prefix && params.length === 0) {
+    const path = "/" + parts.map(encodeSegment).join("/");
+    return { kind: PathKind.Exact, path, literalLength: path.length };
+  }
+  return { kind: prefix ? PathKind.Prefix : PathKind.Parameters, segments, literalLength, params, rest };
+}
+
+/** Characters a parsed URL path may hold unchanged; other segments go through the URL parser. */
+const URL_PATH_SAFE = /^[A-Za-z0-9\-._~!$&'()*+,;=:@%|\[\]]*$/;
+
+/**
+ * Writes a literal segment the way `new URL(...).pathname` does (`é` → `%C3%A9`,
+ * space → `%20`), so it compares equal to the segment of a request path.
+ */
+function encodeSegment(segment: string): string {
+  if (URL_PATH_SAFE.test(segment) || segment === "." || segment === "..") return segment;
+  // `?`, `#` and `\` mean something else to the URL parser; inside a segment they are data.
+  const escaped = segment.replace(/[?#\\]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+  return new URL(`http://host/${escaped}`).pathname.slice(1);
 }

@@ -8,9 +8,14 @@
  * higher `priority`, then exact < parameters < prefix < regex < no path, then the
  * longer literal part, then exact host < wildcard host < any host, then more
  * conditions, then file order.
+ *
+ * Hosts compare case-insensitively. A config host without a port matches any port; one
+ * with a port (`api.example.com:8443`) matches only that port (a Host without a port
+ * means 80 or 443 by scheme) and ranks above the same name without one. Among
+ * wildcards the longer suffix ranks higher (`*.eu.example.com` before `*.example.com`).
  */
 import type { CompiledRoute } from "./types.ts";
-import { PathKind, parsePathPattern, type PathPattern, type Segment } from "./path-pattern.ts";
+import { PathKind, parsePathPattern, type PathPattern } from "./path-pattern.ts";
 
 /** Extra checks of a route besides host and path (methods, headers, query). */
 export type RequestCheck = (request: Request, url: URL) => boolean;
@@ -34,9 +39,14 @@ export interface RouteMatch {
 interface Entry {
   route: CompiledRoute;
   pattern: PathPattern;
+  /** Higher is more specific; see `hostRankOf`. */
   hostRank: number;
   conditionCount: number;
   check: RequestCheck | null;
+  /** Names of the `:param` segments in path order (values come from the trie walk). */
+  segmentParams: readonly string[];
+  /** Name of a trailing `*rest` parameter, or null. */
+  rest: string | null;
 }
 
 interface TrieNode {
@@ -98,53 +108,65 @@ class Table {
 
 /** Compiled routes; `match` is the only per-request call. */
 export class Router {
+  /** Keyed by `name` or `name:port`. */
   readonly #byHost = new Map<string, Table>();
-  readonly #wildcards: { suffix: string; table: Table }[] = [];
+  /** Keyed by the suffix after `*`, e.g. `.example.com` or `.example.com:8443`. */
+  readonly #wildcards = new Map<string, Table>();
   readonly #anyHost = new Table();
+  /** Whether any host was written with a port, so requests need their port looked up. */
+  #portScoped = false;
 
   constructor(specs: readonly RouteSpec[]) {
     for (const spec of specs) {
       const patterns: PathPattern[] = spec.paths.length
         ? spec.paths.map(parsePathPattern)
-        : [{ kind: PathKind.Any, literalLength: 0 } as unknown as PathPattern];
+        : [{ kind: PathKind.Any, literalLength: 0 }];
       const hosts = spec.hosts.length ? spec.hosts : [null];
       for (const host of hosts) {
         const { table, hostRank } = this.#tableFor(host);
         for (const pattern of patterns) {
-          table.add({ route: spec.route, pattern, hostRank, conditionCount: spec.conditionCount, check: spec.check });
+          const segmentParams = pattern.kind === PathKind.Parameters || pattern.kind === PathKind.Prefix
+            ? pattern.segments.flatMap((segment) => (segment.kind === "param" ? [segment.name] : []))
+            : [];
+          const rest = pattern.kind === PathKind.Parameters ? pattern.rest : null;
+          table.add({ route: spec.route, pattern, hostRank, conditionCount: spec.conditionCount, check: spec.check, segmentParams, rest });
         }
       }
     }
-    this.#wildcards.sort((a, b) => b.suffix.length - a.suffix.length);
   }
 
   #tableFor(host: string | null): { table: Table; hostRank: number } {
     if (host === null) return { table: this.#anyHost, hostRank: 0 };
-    const name = stripPort(host.toLowerCase());
-    if (name.startsWith("*.")) {
-      const suffix = name.slice(1);
-      let found = this.#wildcards.find((w) => w.suffix === suffix);
-      if (!found) this.#wildcards.push((found = { suffix, table: new Table() }));
-      return { table: found.table, hostRank: 1 };
-    }
-    let table = this.#byHost.get(name);
-    if (!table) this.#byHost.set(name, (table = new Table()));
-    return { table, hostRank: 2 };
+    const { name, port } = splitHost(host.toLowerCase());
+    if (port !== "") this.#portScoped = true;
+    const key = port === "" ? name : `${name}:${port}`;
+    const wildcard = name.startsWith("*.");
+    const tables = wildcard ? this.#wildcards : this.#byHost;
+    const tableKey = wildcard ? key.slice(1) : key;
+    let table = tables.get(tableKey);
+    if (!table) tables.set(tableKey, (table = new Table()));
+    return { table, hostRank: hostRankOf(wildcard ? name.length - 1 : -1, port !== "") };
   }
 
   /** Finds the best route for a request, or null. */
   match(request: Request, url: URL): RouteMatch | null {
-    const host = stripPort((request.headers.get("host") ?? url.host).toLowerCase());
+    const { name, port: given } = splitHost((request.headers.get("host") ?? url.host).toLowerCase());
+    const port = this.#portScoped ? given || (url.protocol === "https:" ? "443" : "80") : "";
     const path = url.pathname;
     const best: Best = { entry: null, params: null };
-    const exactTable = this.#byHost.get(host);
-    if (exactTable) searchTable(exactTable, path, request, url, best);
-    for (const wildcard of this.#wildcards) {
-      if (host.endsWith(wildcard.suffix) && host.length > wildcard.suffix.length) {
-        searchTable(wildcard.table, path, request, url, best);
+    const tables = [this.#byHost.get(name)];
+    if (port) tables.push(this.#byHost.get(`${name}:${port}`));
+    if (this.#wildcards.size > 0) {
+      // Every suffix that starts at a dot after at least one character: a.b.example.com
+      // tries .b.example.com, then .example.com, then .com.
+      for (let dot = name.indexOf(".", 1); dot > 0; dot = name.indexOf(".", dot + 1)) {
+        const suffix = name.slice(dot);
+        tables.push(this.#wildcards.get(suffix));
+        if (port) tables.push(this.#wildcards.get(`${suffix}:${port}`));
       }
     }
-    searchTable(this.#anyHost, path, request, url, best);
+    tables.push(this.#anyHost);
+    for (const table of tables) if (table) searchTable(table, path, request, url, best);
     if (!best.entry) return null;
     return { route: best.entry.route, params: best.params ?? {} };
   }
@@ -155,13 +177,36 @@ interface Best {
   params: Record<string, string> | null;
 }
 
-function stripPort(host: string): string {
+/**
+ * The host part of a ranking: exact hosts above every wildcard, a longer wildcard
+ * suffix above a shorter one, and a host with a port above the same host without.
+ * `wildcardSuffixLength` is -1 for an exact host.
+ */
+function hostRankOf(wildcardSuffixLength: number, hasPort: boolean): number {
+  const EXACT = 1_000_000;
+  const base = wildcardSuffixLength < 0 ? EXACT : 1 + 2 * wildcardSuffixLength;
+  return base + (hasPort ? 1 : 0);
+}
+
+/** Splits a lower-case Host value into its name (without a trailing dot) and port ("" if none). */
+function splitHost(host: string): { name: string; port: string } {
+  let name = host;
+  let port = "";
   if (host.startsWith("[")) {
     const end = host.indexOf("]");
-    return end >= 0 ? host.slice(0, end + 1) : host;
+    if (end >= 0) {
+      name = host.slice(0, end + 1);
+      if (host.charCodeAt(end + 1) === 58 /* : */) port = host.slice(end + 2);
+    }
+  } else {
+    const colon = host.lastIndexOf(":");
+    if (colon >= 0) {
+      name = host.slice(0, colon);
+      port = host.slice(colon + 1);
+    }
   }
-  const colon = host.lastIndexOf(":");
-  return colon >= 0 ? host.slice(0, colon) : host;
+  if (name.endsWith(".")) name = name.slice(0, -1);
+  return { name, port };
 }
 
 /** True when `a` ranks above `b` (see the module comment for the order). */
@@ -192,7 +237,7 @@ function searchTable(table: Table, path: string, request: Request, url: URL, bes
     if (best.entry && !outranks(entry, best.entry)) continue;
     const pattern = entry.pattern as Extract<PathPattern, { kind: PathKind.Regex }>;
     const found = pattern.regex.exec(path);
-    if (found) consider(entry, found.groups ? { ...decodeAll(found.groups) } : null, request, url, best);
+    if (found) consider(entry, found.groups ? decodeAll(found.groups) : null, request, url, best);
   }
   for (const entry of table.any) consider(entry, null, request, url, best);
 }
@@ -227,19 +272,17 @@ function walk(
 }
 
 function paramsOf(entry: Entry, values: string[], rest: string | null): Record<string, string> | null {
-  const pattern = entry.pattern as { params?: string[]; segments?: Segment[] };
-  const names = pattern.params ?? [];
-  if (names.length === 0) return null;
+  const names = entry.segmentParams;
+  if (names.length === 0 && entry.rest === null) return null;
   const params: Record<string, string> = {};
-  let i = 0;
-  for (const name of names) {
-    const isRest = pattern.segments?.some((s) => s.kind === "rest" && s.name === name);
-    params[name] = decode(isRest ? (rest ?? "") : (values[i++] ?? ""));
-  }
+  for (let i = 0; i < names.length; i++) params[names[i]!] = decode(values[i] ?? "");
+  if (entry.rest !== null) params[entry.rest] = decode(rest ?? "");
   return params;
 }
 
+/** Percent-decodes a captured value; a malformed escape leaves it as sent. */
 function decode(value: string): string {
+  if (!value.includes("%")) return value;
   try {
     return decodeURIComponent(value);
   } catch {
