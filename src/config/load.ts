@@ -6,12 +6,13 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { PolicyRegistry } from "../core/registry.ts";
+import { parsePathPattern } from "../router/path-pattern.ts";
 import { builtinPolicies } from "../policies/index.ts";
 import { compileConfig } from "./compile.ts";
 import type { RuntimeGraph } from "./graph.ts";
 import { createSchemaChecker } from "./schema-check.ts";
 import { buildConfigSchema } from "./schema.ts";
-import { parseSource, type ConfigError } from "./source.ts";
+import { parseSource, type ConfigError, type ConfigPath, type TypedReference } from "./source.ts";
 import type { TurnpikeConfig } from "./types.ts";
 
 /** A loaded, compiled config and what is needed to show it safely. */
@@ -54,7 +55,7 @@ export class ConfigLoader {
       errors.map((error) => ({ ...error, ...(error.line ? {} : source.locate(error.path, error.atKey)) }));
     if (source.errors.some((e) => e.message.startsWith("YAML syntax"))) return { ok: false, errors: source.errors };
 
-    const schemaErrors = located(this.#check(source.value));
+    const schemaErrors = located(this.#checkTyped(source.value, source.typedReferences));
     const errors = [...source.errors, ...schemaErrors];
     if (schemaErrors.length > 0) {
       errors.push(...located(referenceErrors(source.value)));
@@ -69,18 +70,61 @@ export class ConfigLoader {
     }
     return { ok: true, loaded: { file, config, graph: compiled.graph, secrets: source.secrets } };
   }
+
+  /**
+   * Runs the schema; a `${VAR}` value read as a number or boolean that the schema
+   * refuses is put back as the text it was (an API key of digits is still a string).
+   */
+  #checkTyped(value: unknown, typed: readonly TypedReference[]): ConfigError[] {
+    const errors = this.#check(value);
+    const refused = typed.filter((ref) => errors.some((error) => startsWith(error.path, ref.path)));
+    if (refused.length === 0) return errors;
+    for (const ref of refused) setAt(value, ref.path, ref.text);
+    return this.#check(value);
+  }
 }
 
-/** References between sections, checked even when the schema failed elsewhere. */
+function startsWith(path: ConfigPath, prefix: ConfigPath): boolean {
+  return prefix.length <= path.length && prefix.every((part, i) => path[i] === part);
+}
+
+function setAt(root: unknown, path: ConfigPath, replacement: unknown): void {
+  let node = root as Record<string | number, unknown>;
+  for (const part of path.slice(0, -1)) node = node[part] as Record<string | number, unknown>;
+  node[path[path.length - 1]!] = replacement;
+}
+
+/**
+ * Checks that need no schema-valid config (references between sections, route names,
+ * path patterns), so they are reported together with the schema's errors. When the
+ * schema passes, compile makes the same checks.
+ */
 function referenceErrors(value: unknown): ConfigError[] {
   const config = value as Partial<TurnpikeConfig> | null;
   if (!config || typeof config !== "object" || !Array.isArray(config.routes)) return [];
   const upstreams = config.upstreams && typeof config.upstreams === "object" ? config.upstreams : {};
   const errors: ConfigError[] = [];
+  const routeNames = new Map<string, number>();
   config.routes.forEach((route, i) => {
-    if (route && typeof route.upstream === "string" && !(route.upstream in upstreams)) {
+    if (!route || typeof route !== "object") return;
+    if (typeof route.upstream === "string" && !Object.hasOwn(upstreams, route.upstream)) {
       errors.push({ path: ["routes", i, "upstream"], message: `unknown upstream "${route.upstream}"` });
     }
+    if (typeof route.name === "string") {
+      const first = routeNames.get(route.name);
+      if (first !== undefined) errors.push({ path: ["routes", i, "name"], message: `route name "${route.name}" is already used by routes[${first}]` });
+      else routeNames.set(route.name, i);
+    }
+    const paths: unknown = route.match && typeof route.match === "object" ? route.match.paths : undefined;
+    if (!Array.isArray(paths)) return;
+    paths.forEach((text, j) => {
+      if (typeof text !== "string" || !/^[/~]/.test(text)) return;
+      try {
+        parsePathPattern(text);
+      } catch (error) {
+        errors.push({ path: ["routes", i, "match", "paths", j], message: (error as Error).message });
+      }
+    });
   });
   return errors;
 }

@@ -54,8 +54,15 @@ function describe(error: ErrorObject): { path: (string | number)[]; message: str
       const description = (error.parentSchema as { description?: string } | undefined)?.description;
       return { path, message: `${JSON.stringify(error.data)} is not valid${description ? `: ${description}` : ` (must match ${params.pattern})`}` };
     }
-    case "propertyNames":
-      return { path, message: `has an invalid key name` };
+    case "propertyNames": {
+      const name = String(params.propertyName);
+      const pattern = (error.schema as { pattern?: string } | undefined)?.pattern;
+      return {
+        path: [...path, name],
+        message: `${JSON.stringify(name)} is not a valid name${pattern ? ` (must match ${pattern})` : ""}`,
+        atKey: true,
+      };
+    }
     case "format":
       return { path, message: `${JSON.stringify(error.data)} is not a valid ${params.format}` };
     case "minItems":
@@ -76,26 +83,52 @@ function describe(error: ErrorObject): { path: (string | number)[]; message: str
 
 interface SchemaNode {
   type?: string;
+  required?: string[];
   anyOf?: SchemaNode[];
+}
+
+/** Whether `inner` is an error found while checking `outer`'s schema on the same value or below it. */
+function within(outer: ErrorObject, inner: ErrorObject): boolean {
+  if (!inner.schemaPath.startsWith(outer.schemaPath + "/")) return false;
+  return inner.instancePath === outer.instancePath || inner.instancePath.startsWith(outer.instancePath + "/");
+}
+
+/**
+ * The `anyOf` branch a mapping was evidently meant for: the only mapping branch, or the
+ * only one whose required keys it has (`{regex: "("}` is meant as `{regex}`). Null if
+ * the value is no mapping or the choice is unclear.
+ */
+function intendedBranch(error: ErrorObject): number | null {
+  const data = error.data;
+  if (data === null || typeof data !== "object" || Array.isArray(data)) return null;
+  const branches = (error.schema as SchemaNode[]) ?? [];
+  const objects = branches.map((branch, i) => (branch.type === "object" ? i : -1)).filter((i) => i >= 0);
+  if (objects.length === 1) return objects[0]!;
+  const fitting = objects.filter((i) => {
+    const required = branches[i]!.required ?? [];
+    return required.length > 0 && required.every((key) => Object.hasOwn(data, key));
+  });
+  return fitting.length === 1 ? fitting[0]! : null;
 }
 
 /**
  * ajv reports every failed branch of an `anyOf` and every `if/then` wrapper. Keep one
- * message per failed `anyOf`, except when the value is a mapping and exactly one branch
- * is a mapping: then that branch's own errors say more.
+ * message per failed `anyOf`, except when the value is a mapping meant for one branch
+ * (see `intendedBranch`): then that branch's own errors say more. A bad key name gets
+ * one message at the key, not one from `propertyNames` and one from its inner check.
  */
 function translate(errors: ErrorObject[]): ConfigError[] {
   const dropped = new Set<ErrorObject>();
   for (const error of errors) {
     if (error.keyword === "if") dropped.add(error);
+    if (error.keyword === "propertyNames") {
+      for (const other of errors) if (within(error, other)) dropped.add(other);
+    }
     if (error.keyword !== "anyOf") continue;
-    const prefix = error.schemaPath + "/";
-    const inside = errors.filter((other) => other.schemaPath.startsWith(prefix));
-    const branches = (error.schema as SchemaNode[]) ?? [];
-    const objectBranches = branches.map((b, i) => (b.type === "object" ? i : -1)).filter((i) => i >= 0);
-    const isObject = error.data !== null && typeof error.data === "object" && !Array.isArray(error.data);
-    if (isObject && objectBranches.length === 1) {
-      const keep = `${prefix}${objectBranches[0]}/`;
+    const inside = errors.filter((other) => within(error, other));
+    const branch = intendedBranch(error);
+    if (branch !== null) {
+      const keep = `${error.schemaPath}/${branch}/`;
       for (const other of inside) if (!other.schemaPath.startsWith(keep)) dropped.add(other);
       dropped.add(error);
     } else {

@@ -1,8 +1,12 @@
 /**
  * YAML source with positions: parses the config text, substitutes `${ENV_NAME}`
  * references, and maps config paths back to line/column for error messages.
+ *
+ * A reference may sit anywhere inside a string. An unquoted value that is nothing but
+ * one reference (`port: ${PORT}`) is read the way YAML reads the same text typed in:
+ * `8080` becomes a number and `true` a boolean; see `ParsedSource.typedReferences`.
  */
-import { isMap, isScalar, isSeq, LineCounter, parseDocument, visit, type Document, type Node } from "yaml";
+import { isMap, isScalar, isSeq, LineCounter, parseDocument, Scalar, visit, type Document, type Node, type Pair } from "yaml";
 
 /** A path into the config tree, e.g. `["routes", 2, "upstream"]`. */
 export type ConfigPath = readonly (string | number)[];
@@ -34,6 +38,17 @@ export function formatError(file: string, error: ConfigError): string {
 }
 
 const ENV_REFERENCE = /\$\{([A-Za-z_][A-Za-z0-9_]*)\}/g;
+const WHOLE_REFERENCE = /^\$\{[A-Za-z_][A-Za-z0-9_]*\}$/;
+/** What YAML's core schema reads as a number or boolean (no null: an empty variable stays ""). */
+const YAML_NUMBER = /^[-+]?(?:[0-9]+|[0-9]*\.[0-9]+(?:[eE][-+]?[0-9]+)?|[0-9]+\.[0-9]*(?:[eE][-+]?[0-9]+)?|[0-9]+[eE][-+]?[0-9]+)$/;
+const YAML_BOOLEAN = /^(?:true|True|TRUE|false|False|FALSE)$/;
+
+/** An unquoted whole `${VAR}` value that `value` holds as a number or boolean. */
+export interface TypedReference {
+  path: ConfigPath;
+  /** The substituted text, for when the setting wants a string after all. */
+  text: string;
+}
 
 /** The parsed document, its plain value, and the secrets that came from the environment. */
 export interface ParsedSource {
@@ -41,6 +56,11 @@ export interface ParsedSource {
   errors: ConfigError[];
   /** Values substituted from `${ENV}` references; redacted wherever config is shown. */
   secrets: Set<string>;
+  /**
+   * Unquoted whole references whose text reads as a number or boolean and which `value`
+   * holds typed; the loader puts back the text where the schema wants a string.
+   */
+  typedReferences: TypedReference[];
   /** Line/column of a path, or of its closest existing ancestor. */
   locate(path: ConfigPath, atKey?: boolean): { line: number; col: number } | undefined;
 }
@@ -59,16 +79,19 @@ export function parseSource(text: string, env: Record<string, string | undefined
     return { line: pos.line, col: pos.col };
   };
 
-  for (const err of doc.errors) {
-    errors.push({ path: [], message: `YAML syntax: ${err.message.split("\n")[0]}`, ...position(err.pos[0]) });
-  }
+  errors.push(...syntaxErrors(doc, position));
 
+  const typedReferences: TypedReference[] = [];
   visit(doc, {
-    Scalar(_key, node, ancestry) {
+    Scalar(key, node, ancestry) {
       if (typeof node.value !== "string" || !node.value.includes("${")) return;
-      node.value = node.value.replace(ENV_REFERENCE, (_whole, name: string) => {
+      // A mapping key stays text whatever it holds.
+      const whole = key !== "key" && node.type === Scalar.PLAIN && WHOLE_REFERENCE.test(node.value);
+      let missing = false;
+      const text = node.value.replace(ENV_REFERENCE, (_whole, name: string) => {
         const found = env[name];
         if (found === undefined) {
+          missing = true;
           errors.push({
             path: pathOf(ancestry, node),
             message: `environment variable ${name} is not set`,
@@ -79,6 +102,12 @@ export function parseSource(text: string, env: Record<string, string | undefined
         if (found !== "") secrets.add(found);
         return found;
       });
+      node.value = text;
+      if (!whole || missing) return;
+      const trimmed = text.trim();
+      if (YAML_NUMBER.test(trimmed)) node.value = Number(trimmed);
+      else if (YAML_BOOLEAN.test(trimmed)) node.value = trimmed.toLowerCase() === "true";
+      if (node.value !== text) typedReferences.push({ path: pathOf(ancestry, node), text });
     },
   });
 
@@ -88,10 +117,55 @@ export function parseSource(text: string, env: Record<string, string | undefined
     value,
     errors,
     secrets,
+    typedReferences,
     locate(path, atKey = false) {
       return locate(doc, path, atKey, position);
     },
   };
+}
+
+/**
+ * YAML's errors with positions. A duplicate key names its path and the line of the
+ * first one; of the other errors only the first on each line is kept, since one slip
+ * (an unclosed bracket) makes the parser complain about every token after it.
+ */
+function syntaxErrors(doc: Document, position: (offset: number) => { line: number; col: number }): ConfigError[] {
+  const out: ConfigError[] = [];
+  const linesSeen = new Set<number>();
+  for (const err of doc.errors) {
+    const at = position(err.pos[0]);
+    if (err.code === "DUPLICATE_KEY") {
+      const duplicate = findDuplicate(doc, err.pos[0]);
+      if (duplicate) {
+        const first = duplicate.first ? ` (first set on line ${position(duplicate.first).line})` : "";
+        out.push({ path: duplicate.path, message: `duplicate key${first}`, atKey: true, ...at });
+        continue;
+      }
+    }
+    if (linesSeen.has(at.line)) continue;
+    linesSeen.add(at.line);
+    out.push({ path: [], message: `YAML syntax: ${err.message.split("\n")[0]}`, ...at });
+  }
+  return out;
+}
+
+/** The path of the key starting at `offset` and where the same key first appears in its mapping. */
+function findDuplicate(doc: Document, offset: number): { path: (string | number)[]; first: number | undefined } | null {
+  let found: { path: (string | number)[]; first: number | undefined } | null = null;
+  visit(doc, {
+    Pair(_key, pair, ancestry) {
+      const key = pair.key as Node | null;
+      if (!isScalar(key) || key.range?.[0] !== offset) return;
+      const parent = ancestry[ancestry.length - 1];
+      const first = isMap(parent)
+        ? (parent.items as Pair[]).find((item) => isScalar(item.key) && item.key.value === key.value)
+        : undefined;
+      const firstOffset = first && first !== pair ? (first.key as Node).range?.[0] : undefined;
+      found = { path: [...pathOf(ancestry.slice(0, -1), parent), String(key.value)], first: firstOffset };
+      return visit.BREAK;
+    },
+  });
+  return found;
 }
 
 function locate(
