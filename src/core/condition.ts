@@ -11,7 +11,7 @@
  *       not: { client_ip: [10.0.0.0/8] }
  */
 import type { Exchange } from "./exchange.ts";
-import { parseCidr } from "./net.ts";
+import { compileCidrList } from "./net.ts";
 
 /** A value matcher as written in config. */
 export type ValueMatchConfig =
@@ -107,8 +107,8 @@ export function compileCondition(config: ConditionConfig): Condition {
     tests.push((ex) => test(ex.url.searchParams.get(name)));
   }
   if (config.client_ip) {
-    const ranges = config.client_ip.map(parseCidr);
-    tests.push((ex) => ranges.some((range) => range.contains(ex.clientIp)));
+    const inRanges = compileCidrList(config.client_ip);
+    tests.push((ex) => inRanges(ex.clientIp));
   }
   if (config.any) {
     const any = config.any.map(compileCondition);

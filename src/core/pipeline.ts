@@ -74,7 +74,10 @@ async function requestPhase(
   return undefined;
 }
 
-/** Runs completion hooks; a failing hook is reported through `onError`, never thrown. */
+/**
+ * Runs completion hooks; a failing hook is reported through `onError`, never thrown.
+ * A hook written as `async` that rejects is reported the same way, not left unhandled.
+ */
 export function runCompletion(
   exchange: Exchange,
   response: Response,
@@ -83,7 +86,8 @@ export function runCompletion(
 ): void {
   for (const policy of participants) {
     try {
-      policy.onComplete!(exchange, response);
+      const result: unknown = policy.onComplete!(exchange, response);
+      if (result instanceof Promise) result.catch((error: unknown) => onError(error, policy));
     } catch (error) {
       onError(error, policy);
     }

@@ -41,6 +41,6 @@ export function parseDuration(value: number | string): number {
 export function parseSize(value: number | string): number {
   if (typeof value === "number") return value;
   const match = /^([0-9]+(?:\.[0-9]+)?)\s*([A-Za-z]*)$/.exec(value);
-  if (!match || SIZE_UNITS[match[2]!] === undefined) throw new Error(`not a size: ${value}`);
+  if (!match || !Object.hasOwn(SIZE_UNITS, match[2]!)) throw new Error(`not a size: ${value}`);
   return Math.floor(Number(match[1]) * SIZE_UNITS[match[2]!]!);
 }
