@@ -3,7 +3,7 @@
  * references between sections, patterns, TLS files. Every problem is collected with
  * its path; nothing is half-built.
  */
-import { X509Certificate, createPrivateKey, createHash } from "node:crypto";
+import { X509Certificate, createPrivateKey, createHash, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { compileCondition, compileValueMatch, type ConditionConfig } from "../core/condition.ts";
@@ -76,7 +76,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     routeNames.set(route.name, index);
     const upstream = upstreams.get(route.upstream);
     if (!upstream) {
-      if (!Object.hasOwn(config.upstreams, route.upstream)) fail([...path, "upstream"], `unknown upstream "${route.upstream}"`);
+      if (!(route.upstream in config.upstreams)) fail([...path, "upstream"], `unknown upstream "${route.upstream}"`);
       return;
     }
     const spec = compileRoute(route, index, upstream, serverLimits, compileSteps, fail);
@@ -141,22 +141,46 @@ function compileListener(
   };
   if (!listener.tls) return compiled;
   const entries: NonNullable<CompiledListener["tls"]> = [];
+  // Bun lets the last entry for a name win without a word, so a name claimed twice is an error.
+  const claimedBy = new Map<string, number>();
   listener.tls.certificates.forEach((certificate, i) => {
     const certPath = [...path, "tls", "certificates", i];
-    const cert = readPem(certificate.cert, baseDir, [...certPath, "cert"], fail);
-    const key = readPem(certificate.key, baseDir, [...certPath, "key"], fail);
+    const cert = readPem(certificate.cert, "CERTIFICATE", baseDir, [...certPath, "cert"], fail);
+    const key = readPem(certificate.key, "PRIVATE KEY", baseDir, [...certPath, "key"], fail);
     if (cert === null || key === null) return;
-    let names = certificate.server_names ?? [];
+    let x509: X509Certificate;
     try {
-      const x509 = new X509Certificate(cert);
-      if (!x509.checkPrivateKey(createPrivateKey(key))) {
-        fail([...certPath, "key"], "this private key does not belong to the certificate");
-        return;
-      }
-      if (names.length === 0) names = dnsNames(x509);
+      x509 = new X509Certificate(cert);
     } catch (error) {
-      fail([...certPath], `cannot read certificate or key: ${(error as Error).message}`);
+      fail([...certPath, "cert"], `cannot parse the certificate in ${certificate.cert}: ${(error as Error).message}`);
       return;
+    }
+    let privateKey: KeyObject;
+    try {
+      privateKey = createPrivateKey(key);
+    } catch (error) {
+      const reason = key.includes("ENCRYPTED") ? "it is encrypted, and Turnpike needs an unencrypted key" : (error as Error).message;
+      fail([...certPath, "key"], `cannot parse the private key in ${certificate.key}: ${reason}`);
+      return;
+    }
+    if (!x509.checkPrivateKey(privateKey)) {
+      fail([...certPath, "key"], `the private key in ${certificate.key} does not belong to the certificate in ${certificate.cert}`);
+      return;
+    }
+    const given = certificate.server_names !== undefined;
+    const names = [...new Set((given ? certificate.server_names! : dnsNames(x509)).map((name) => name.toLowerCase()))];
+    if (names.length === 0 && i > 0) {
+      // Bun refuses an SNI entry without a name; only the first (default) may have none.
+      fail([...certPath, "cert"], `the certificate in ${certificate.cert} has no DNS names in its subjectAltName; set server_names`);
+      return;
+    }
+    for (const name of names) {
+      const other = claimedBy.get(name);
+      if (other !== undefined) {
+        fail([...certPath, given ? "server_names" : "cert"], `server name "${name}" is already served by certificates[${other}]`);
+        continue;
+      }
+      claimedBy.set(name, i);
     }
     if (names.length === 0) entries.push({ cert, key });
     for (const serverName of names) entries.push({ cert, key, serverName });
@@ -165,6 +189,7 @@ function compileListener(
   return compiled;
 }
 
+/** DNS names (wildcards included) of a certificate's subjectAltName; IP names are not SNI names. */
 function dnsNames(certificate: X509Certificate): string[] {
   const san = certificate.subjectAltName ?? "";
   return san
@@ -174,19 +199,23 @@ function dnsNames(certificate: X509Certificate): string[] {
     .map((part) => part.slice(4));
 }
 
-function readPem(file: string, baseDir: string, path: ConfigPath, fail: Fail): string | null {
+/** Reads a PEM file that must hold a block of `kind` (e.g. "PRIVATE KEY" also matches "EC PRIVATE KEY"). */
+function readPem(file: string, kind: string, baseDir: string, path: ConfigPath, fail: Fail): string | null {
   const full = isAbsolute(file) ? file : resolve(baseDir, file);
+  let text: string;
   try {
-    const text = readFileSync(full, "utf8");
-    if (!text.includes("-----BEGIN ")) {
-      fail(path, `${full} is not a PEM file`);
-      return null;
-    }
-    return text;
+    text = readFileSync(full, "utf8");
   } catch (error) {
-    fail(path, `cannot read ${full}: ${(error as NodeJS.ErrnoException).code ?? (error as Error).message}`);
+    const code = (error as NodeJS.ErrnoException).code;
+    const reason = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a folder" : (code ?? (error as Error).message);
+    fail(path, `cannot read ${full}: ${reason}`);
     return null;
   }
+  if (!new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(text)) {
+    fail(path, `${full} holds no PEM ${kind.toLowerCase()} (no "-----BEGIN ...${kind}-----" line)`);
+    return null;
+  }
+  return text;
 }
 
 function fingerprintListeners(listeners: (CompiledListener | null)[]): string {

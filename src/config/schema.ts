@@ -74,6 +74,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
               type: "object",
               additionalProperties: false,
               required: ["certificates"],
+              description: "Makes this an HTTPS listener (TLS 1.2 and 1.3 only).",
               properties: {
                 certificates: {
                   type: "array",
@@ -84,9 +85,14 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
                     additionalProperties: false,
                     required: ["cert", "key"],
                     properties: {
-                      cert: { type: "string", description: "Path of the PEM certificate chain." },
-                      key: { type: "string", description: "Path of the PEM private key." },
-                      server_names: { type: "array", items: { type: "string" }, minItems: 1 },
+                      cert: { type: "string", minLength: 1, description: "Path of the PEM certificate chain (leaf first), relative to the config file." },
+                      key: { type: "string", minLength: 1, description: "Path of the unencrypted PEM private key, relative to the config file." },
+                      server_names: {
+                        type: "array",
+                        minItems: 1,
+                        items: { type: "string", pattern: "^(\\*\\.)?[A-Za-z0-9_-]+(\\.[A-Za-z0-9_-]+)*$", description: "a host name such as api.example.com or *.example.com" },
+                        description: "SNI names that select this certificate; default: the certificate's DNS subjectAltNames.",
+                      },
                     },
                   },
                 },

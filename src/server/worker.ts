@@ -3,6 +3,7 @@
  * `reusePort`, swaps config generations in place, and drains on SIGTERM.
  */
 import type { Server } from "bun";
+import { constants as cryptoConstants } from "node:crypto";
 import type { RuntimeGraph } from "../config/graph.ts";
 import { ConfigLoader } from "../config/load.ts";
 import { formatError } from "../config/source.ts";
@@ -13,6 +14,12 @@ import type { FromWorker, ToWorker } from "./messages.ts";
 
 /** Largest body Bun itself accepts; the gateway's own limits apply below it. */
 const UNLIMITED_BODY = Number.MAX_SAFE_INTEGER;
+
+/**
+ * TLS 1.0 and 1.1 are refused. Bun 1.4 already refuses them by default; saying so here
+ * keeps the minimum at TLS 1.2 if that default ever changes (Bun.serve has no minVersion).
+ */
+const NO_TLS_BELOW_1_2 = cryptoConstants.SSL_OP_NO_TLSv1 | cryptoConstants.SSL_OP_NO_TLSv1_1;
 
 /** Runs a worker until it is told to drain or is killed. */
 export function runWorker(): void {
@@ -77,7 +84,13 @@ export function runWorker(): void {
         idleTimeout: first.clientIdleTimeoutSeconds,
         maxRequestBodySize: UNLIMITED_BODY,
         tls: listener.tls
-          ? listener.tls.map((entry) => ({ cert: entry.cert, key: entry.key, serverName: entry.serverName, lowMemoryMode: false }))
+          ? listener.tls.map((entry) => ({
+              cert: entry.cert,
+              key: entry.key,
+              serverName: entry.serverName,
+              lowMemoryMode: false,
+              secureOptions: NO_TLS_BELOW_1_2,
+            }))
           : undefined,
         fetch,
         error(error) {
