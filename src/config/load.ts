@@ -53,7 +53,7 @@ export class ConfigLoader {
     const source = parseSource(text, env);
     const located = (errors: ConfigError[]): ConfigError[] =>
       errors.map((error) => ({ ...error, ...(error.line ? {} : source.locate(error.path, error.atKey)) }));
-    if (source.errors.some((e) => e.message.startsWith("YAML syntax"))) return { ok: false, errors: source.errors };
+    if (source.errors.some((e) => e.message.startsWith("YAML syntax"))) return { ok: false, errors: sortErrors(source.errors) };
 
     const schemaErrors = located(this.#checkTyped(source.value, source.typedReferences));
     const errors = [...source.errors, ...schemaErrors];

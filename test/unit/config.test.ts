@@ -375,6 +375,14 @@ routes: []
     expect(new Set(lines).size).toBe(lines.length);
   });
 
+  test("syntax errors and missing variables come back together, in file order", () => {
+    const text = `listeners:\n  - port: \${PORT}\nupstreams: {}\nroutes:\n  - name: a\n   upstream: u\n`;
+    const errors = errorsOf(text);
+    expect(errors[0]).toBe("gw.yaml: listeners[0].port: environment variable PORT is not set (line 2, col 11)");
+    expect(errors.length).toBeGreaterThan(1);
+    for (const error of errors.slice(1)) expect(error).toContain("YAML syntax");
+  });
+
   test("a duplicate key names its path and the line of the first one", () => {
     const text = `listeners:
   - port: 8080
