@@ -76,7 +76,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     routeNames.set(route.name, index);
     const upstream = upstreams.get(route.upstream);
     if (!upstream) {
-      if (!(route.upstream in config.upstreams)) fail([...path, "upstream"], `unknown upstream "${route.upstream}"`);
+      if (!Object.hasOwn(config.upstreams, route.upstream)) fail([...path, "upstream"], `unknown upstream "${route.upstream}"`);
       return;
     }
     const spec = compileRoute(route, index, upstream, serverLimits, compileSteps, fail);
