@@ -68,7 +68,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
           required: ["port"],
           properties: {
             name: { type: "string", pattern: NAME_PATTERN },
-            address: { type: "string", description: "Address to bind; default 127.0.0.1." },
+            address: { type: "string", description: "Address to bind; default 0.0.0.0 (all interfaces)." },
             port: { type: "integer", minimum: 0, maximum: 65535 },
             tls: {
               type: "object",
