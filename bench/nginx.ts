@@ -1,0 +1,135 @@
+/**
+ * nginx in its two roles: the upstream (a fixed 48-byte JSON answer) and the reference
+ * proxy (proxy_pass to that upstream with pooled keep-alive connections).
+ *
+ * Each role is its own nginx process with `master_process off; daemon off;
+ * worker_processes 1`, so one PID holds all the CPU time of that role. Every path the
+ * process writes (pid, logs, temp files) is inside the run's temp folder.
+ */
+import type { Subprocess } from "bun";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Processes } from "./processes.ts";
+import { waitUntil } from "./wait.ts";
+
+/** The upstream's answer: 48 bytes of JSON, for every path. */
+export const UPSTREAM_BODY = '{"ok":true,"message":"hello from the upstream!"}';
+/** Response header in which the upstream echoes the request header a policy sets. */
+export const ECHO_HEADER = "x-upstream-saw-policy";
+/** The request header both proxies set in the policy scenario. */
+export const POLICY_REQUEST_HEADER = "x-bench-policy";
+
+/** Settings shared by both roles: one process, no access log, files in `dir`. */
+function common(dir: string, role: string): string {
+  return `# Written by Turnpike's bench/run.ts (${role}); removed after the run.
+master_process off;
+daemon off;
+worker_processes 1;
+pid ${join(dir, `${role}.pid`)};
+error_log ${join(dir, `${role}-error.log`)} warn;
+events { worker_connections 4096; }
+`;
+}
+
+function httpCommon(dir: string, role: string): string {
+  const temp = join(dir, `${role}-temp`);
+  return `  access_log off;
+  server_tokens off;
+  client_body_temp_path ${temp}/client-body;
+  proxy_temp_path ${temp}/proxy;
+  fastcgi_temp_path ${temp}/fastcgi;
+  uwsgi_temp_path ${temp}/uwsgi;
+  scgi_temp_path ${temp}/scgi;
+  # Client connections stay open for the whole run (nginx closes them after 1000
+  # requests by default, which Turnpike does not do).
+  keepalive_requests 1000000000;
+  keepalive_timeout 75s;
+`;
+}
+
+/** Config of the upstream role: answers every request with UPSTREAM_BODY. */
+export function upstreamConfig(dir: string, port: number): string {
+  return `${common(dir, "upstream")}http {
+${httpCommon(dir, "upstream")}
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      default_type application/json;
+      # Lets the harness check that a proxy really sent the policy header.
+      add_header ${ECHO_HEADER} $http_${POLICY_REQUEST_HEADER.replaceAll("-", "_")};
+      return 200 '${UPSTREAM_BODY}';
+    }
+  }
+}
+`;
+}
+
+/**
+ * Config of the reference proxy: `/plain` is a bare proxy_pass; `/policies` adds what
+ * Turnpike's policy scenario does (a request header, a body size limit, a response header).
+ */
+export function proxyConfig(dir: string, port: number, upstreamPort: number): string {
+  const pass = `proxy_pass http://backend;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";`;
+  return `${common(dir, "proxy")}http {
+${httpCommon(dir, "proxy")}
+  upstream backend {
+    server 127.0.0.1:${upstreamPort};
+    keepalive 64;
+    keepalive_requests 1000000000;
+  }
+  server {
+    listen 127.0.0.1:${port};
+    location = /plain {
+      ${pass}
+    }
+    location = /policies {
+      client_max_body_size 1m;
+      ${pass}
+      proxy_set_header ${POLICY_REQUEST_HEADER} on;
+      add_header cache-control no-store;
+    }
+  }
+}
+`;
+}
+
+/** A started nginx role. */
+export interface NginxProcess {
+  role: string;
+  child: Subprocess;
+  pid: number;
+  url: string;
+  errorLog: string;
+}
+
+/** Writes `config` for `role` into `dir`, starts nginx on it and waits until `probePath` answers. */
+export async function startNginx(
+  nginxPath: string,
+  processes: Processes,
+  dir: string,
+  role: string,
+  port: number,
+  config: string,
+  probePath: string,
+): Promise<NginxProcess> {
+  const configPath = join(dir, `${role}.conf`);
+  const errorLog = join(dir, `${role}-error.log`);
+  writeFileSync(configPath, config);
+  // nginx creates the last level of its temp paths, not the folder above them.
+  mkdirSync(join(dir, `${role}-temp`), { recursive: true });
+  const child = processes.spawn(`nginx ${role}`, [nginxPath, "-p", dir, "-c", configPath, "-e", errorLog], {
+    stdout: Bun.file(join(dir, `${role}.out`)),
+    stderr: Bun.file(join(dir, `${role}.err`)),
+    // SIGQUIT is nginx's graceful stop; the harness stops it only when no load runs.
+    stopSignal: "SIGQUIT",
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitUntil(`nginx ${role} on ${url}`, 10_000, child, errorLog, async () => {
+    const response = await fetch(url + probePath);
+    await response.arrayBuffer();
+    return response.status === 200;
+  });
+  return { role, child, pid: child.pid, url, errorLog };
+}

@@ -1,0 +1,196 @@
+/**
+ * The result of a benchmark run, as JSON (everything measured) and as a markdown
+ * report (the tables a reader needs), plus where both are written.
+ */
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import type { Measurement } from "./measure.ts";
+
+/** Turnpike's figure divided by nginx's, for one scenario. */
+export interface Ratios {
+  /** CPU µs per request of the proxy process: above 1 means Turnpike spends more. */
+  cpuPerRequest: number;
+  /** Requests per second: below 1 means Turnpike serves fewer. */
+  throughput: number;
+  p50: number;
+  p99: number;
+}
+
+/** One scenario measured on both proxies. */
+export interface ScenarioResult {
+  name: string;
+  description: string;
+  /** The reported run of each proxy: the one with the median CPU per request. */
+  nginx: Measurement;
+  turnpike: Measurement;
+  ratios: Ratios;
+  /** Every run, in order (one per round). */
+  rounds: { nginx: Measurement[]; turnpike: Measurement[] };
+}
+
+/** Everything a run found; written as JSON. */
+export interface BenchResult {
+  format: "turnpike-bench/1";
+  startedAt: string;
+  finishedAt: string;
+  quick: boolean;
+  settings: {
+    wrkCommand: string;
+    threads: number;
+    connections: number;
+    rounds: number;
+    durationSeconds: number;
+    warmupSeconds: number;
+    clockTicksPerSecond: number;
+    upstreamBodyBytes: number;
+    turnpikeWorkers: 1;
+  };
+  environment: {
+    cpuCount: number;
+    cpuModel: string;
+    kernel: string;
+    bun: string;
+    nginx: string;
+    wrk: string;
+    turnpike: string;
+    commit: string;
+    /** 1-, 5- and 15-minute load averages when the run started. */
+    loadAverage: number[];
+  };
+  /** Memory in KiB: idle is read after start-up and one request, peak after all runs. */
+  memory: {
+    turnpikeWorkerIdleRss: number;
+    turnpikeSupervisorIdleRss: number;
+    nginxProxyIdleRss: number;
+    turnpikeWorkerPeakRss: number;
+    nginxProxyPeakRss: number;
+  };
+  scenarios: ScenarioResult[];
+  /**
+   * Turnpike's CPU per request with the policy chain divided by nginx's plain proxy:
+   * the figure the product goal is stated in. Null unless both scenarios ran.
+   */
+  policyChainVsNginxPlain: number | null;
+  warnings: string[];
+}
+
+/** Turnpike / nginx for one scenario. */
+export function ratiosOf(nginx: Measurement, turnpike: Measurement): Ratios {
+  const p = (m: Measurement, q: string) => m.wrk.latencyPercentilesUs[q]!;
+  return {
+    cpuPerRequest: turnpike.cpu.proxy!.perRequest / nginx.cpu.proxy!.perRequest,
+    throughput: turnpike.wrk.requestsPerSecond / nginx.wrk.requestsPerSecond,
+    p50: p(turnpike, "50") / p(nginx, "50"),
+    p99: p(turnpike, "99") / p(nginx, "99"),
+  };
+}
+
+const fixed = (value: number, digits: number) => (Number.isFinite(value) ? value.toFixed(digits) : "n/a");
+const ms = (us: number) => fixed(us / 1000, 2);
+const mib = (kib: number) => fixed(kib / 1024, 1);
+const times = (ratio: number) => `${fixed(ratio, 2)}×`;
+const grouped = (value: number) => Math.round(value).toLocaleString("en-US");
+
+function table(header: string[], rows: string[][]): string {
+  const line = (cells: string[]) => `| ${cells.join(" | ")} |`;
+  return [line(header), line(header.map(() => "---")), ...rows.map(line)].join("\n");
+}
+
+/** The markdown report. */
+export function toMarkdown(result: BenchResult): string {
+  const env = result.environment;
+  const s = result.settings;
+  const measured: string[][] = [];
+  for (const scenario of result.scenarios) {
+    for (const [proxy, m] of [["nginx", scenario.nginx], ["Turnpike", scenario.turnpike]] as const) {
+      measured.push([
+        scenario.name,
+        proxy,
+        grouped(m.wrk.requestsPerSecond),
+        ms(m.wrk.latencyPercentilesUs["50"]!),
+        ms(m.wrk.latencyPercentilesUs["99"]!),
+        fixed(m.cpu.proxy!.perRequest, 1),
+        fixed(m.cpu.proxy!.cores, 2),
+        fixed(m.cpu.upstream!.perRequest, 1),
+        fixed(m.wrkCores, 2),
+        fixed(m.otherCores + m.stolenCores, 2),
+        grouped(m.wrk.requests),
+        String(m.errors),
+      ]);
+    }
+  }
+  const ratios = result.scenarios.map((scenario) => [
+    scenario.name,
+    times(scenario.ratios.cpuPerRequest),
+    times(scenario.ratios.throughput),
+    times(scenario.ratios.p50),
+    times(scenario.ratios.p99),
+  ]);
+  const memory = result.memory;
+  const supervisor = result.scenarios
+    .map((scenario) => {
+      const use = scenario.turnpike.cpu.supervisor!;
+      return `${scenario.name} ${fixed(use.perRequest, 2)} µs/req (${fixed(use.microseconds / 1000, 0)} ms in all)`;
+    })
+    .join(", ");
+  const lines = [
+    `# Turnpike vs nginx: ${result.startedAt}${result.quick ? " (quick run)" : ""}`,
+    "",
+    `Machine: ${env.cpuCount} × ${env.cpuModel}, Linux ${env.kernel}. Bun ${env.bun}, ${env.nginx}, ${env.wrk}, Turnpike ${env.turnpike} (${env.commit}).`,
+    "",
+    `Load: \`${s.wrkCommand}\` on 127.0.0.1 after a ${s.warmupSeconds} s warm-up of the same kind. Upstream: nginx answering ` +
+      `${s.upstreamBodyBytes} bytes of JSON. Reference: nginx proxy_pass (1 process, upstream keepalive 64). ` +
+      `Turnpike: \`--workers ${s.turnpikeWorkers}\`. CPU is utime + stime of the whole process (all threads) over the run, ` +
+      `divided by the requests wrk completed. \"other cores\": CPU busy with anything else on the machine during the run ` +
+      `(other programs, unattributed kernel work, hypervisor steal); well above 0.1 means the run was disturbed.`,
+    "",
+    table(
+      ["scenario", "proxy", "requests/s", "p50 ms", "p99 ms", "proxy CPU µs/req", "proxy cores", "upstream CPU µs/req", "wrk cores", "other cores", "requests", "errors"],
+      measured,
+    ),
+    "",
+    "Turnpike / nginx (CPU above 1× and throughput below 1× mean Turnpike does worse):",
+    "",
+    table(["scenario", "CPU per request", "throughput", "p50", "p99"], ratios),
+    "",
+  ];
+  if (s.rounds > 1) {
+    lines.push(`Each figure is the run with the median proxy CPU per request out of ${s.rounds}, nginx and Turnpike alternating. All runs, µs/req:`, "");
+    for (const scenario of result.scenarios) {
+      const list = (runs: { cpu: Record<string, { perRequest: number }> }[]) => runs.map((m) => fixed(m.cpu.proxy!.perRequest, 1)).join(", ");
+      lines.push(`- ${scenario.name}: nginx ${list(scenario.rounds.nginx)}; Turnpike ${list(scenario.rounds.turnpike)}`);
+    }
+    lines.push("");
+  }
+  if (result.policyChainVsNginxPlain !== null) {
+    lines.push(`Turnpike with the policy chain vs nginx's plain proxy, CPU per request: ${times(result.policyChainVsNginxPlain)}.`, "");
+  }
+  lines.push(`Turnpike supervisor CPU during the Turnpike runs: ${supervisor}.`, "");
+  lines.push(
+    `Memory: Turnpike worker ${mib(memory.turnpikeWorkerIdleRss)} MiB RSS idle (peak ${mib(memory.turnpikeWorkerPeakRss)} MiB after the runs), ` +
+      `supervisor ${mib(memory.turnpikeSupervisorIdleRss)} MiB idle; nginx proxy ${mib(memory.nginxProxyIdleRss)} MiB idle ` +
+      `(peak ${mib(memory.nginxProxyPeakRss)} MiB).`,
+    "",
+  );
+  lines.push("Scenarios:", "");
+  for (const scenario of result.scenarios) lines.push(`- **${scenario.name}**: ${scenario.description}`);
+  lines.push("");
+  if (result.warnings.length > 0) {
+    lines.push("Warnings:", "");
+    for (const warning of result.warnings) lines.push(`- ${warning}`);
+    lines.push("");
+  }
+  return lines.join("\n");
+}
+
+/** Writes `<stamp>.json` and `<stamp>.md` into `dir`; returns their paths. */
+export function writeResults(dir: string, result: BenchResult): { json: string; markdown: string } {
+  mkdirSync(dir, { recursive: true });
+  // 2026-11-20T18:40:12.345Z → 2026-11-20T18-40-12Z: sortable and valid on every file system.
+  const stamp = result.startedAt.replace(/\.\d+Z$/, "Z").replaceAll(":", "-") + (result.quick ? "-quick" : "");
+  const json = join(dir, `${stamp}.json`);
+  const markdown = join(dir, `${stamp}.md`);
+  writeFileSync(json, JSON.stringify(result, null, 2) + "\n");
+  writeFileSync(markdown, toMarkdown(result));
+  return { json, markdown };
+}

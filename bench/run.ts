@@ -1,0 +1,287 @@
+/**
+ * `bun run bench`: Turnpike side by side with nginx on the same upstream.
+ *
+ * Starts an nginx upstream, nginx as the reference proxy and Turnpike (--workers 1),
+ * all on 127.0.0.1; for each scenario loads nginx and then Turnpike with wrk; prints
+ * throughput, p50/p99 latency and CPU per request of each proxy process with the
+ * Turnpike/nginx ratios; writes bench/results/<date-time>.{md,json}.
+ * Every process it starts is stopped on the way out, also on error or Ctrl-C.
+ * See bench/README.md.
+ */
+import { mkdtempSync, rmSync } from "node:fs";
+import { cpus, loadavg, release, tmpdir } from "node:os";
+import { join, relative, resolve } from "node:path";
+import { measure, type LoadSettings, type Measurement, type Watched } from "./measure.ts";
+import { ECHO_HEADER, POLICY_REQUEST_HEADER, proxyConfig, startNginx, upstreamConfig, UPSTREAM_BODY } from "./nginx.ts";
+import { parseOptions, USAGE, UsageError, type BenchOptions } from "./options.ts";
+import { clockTicksPerSecond, memoryKiB, Processes } from "./processes.ts";
+import { ratiosOf, toMarkdown, writeResults, type BenchResult, type ScenarioResult } from "./report.ts";
+import { ensureBinary, ensureTools, firstLine } from "./tools.ts";
+import { startTurnpike } from "./turnpike.ts";
+
+const REPO = resolve(import.meta.dir, "..");
+/** Cores busy with other work above which a run is reported as disturbed. */
+const DISTURBED_CORES = 0.15;
+const BINARY = join(REPO, "dist/turnpike");
+
+/** A scenario: the same path on both proxies, configured to do the same work. */
+interface Scenario {
+  name: string;
+  path: string;
+  description: string;
+  /** Response header both proxies must send back on this path (checked before loading). */
+  expectResponseHeader: [string, string] | null;
+  /** Whether the request header set by the policy must reach the upstream. */
+  expectPolicyHeader: boolean;
+}
+
+const SCENARIOS: Scenario[] = [
+  {
+    name: "plain",
+    path: "/plain",
+    description: "GET forwarded as is. nginx: proxy_pass; Turnpike: a route with no policy.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+  },
+  {
+    name: "policies",
+    path: "/policies",
+    description:
+      `GET through a typical chain: set request header \`${POLICY_REQUEST_HEADER}\`, a 1 MiB request body limit, ` +
+      "set response header `cache-control: no-store`. nginx: proxy_set_header, client_max_body_size, add_header; " +
+      "Turnpike: `headers` and `request-size-limit` policies and route `response_headers`.",
+    expectResponseHeader: ["cache-control", "no-store"],
+    expectPolicyHeader: true,
+  },
+];
+
+/** The run with the median proxy CPU per request (the lower middle one of an even count). */
+function medianRun(runs: readonly Measurement[]): Measurement {
+  const sorted = [...runs].sort((a, b) => a.cpu.proxy!.perRequest - b.cpu.proxy!.perRequest);
+  return sorted[Math.floor((sorted.length - 1) / 2)]!;
+}
+
+/** A free TCP port on 127.0.0.1 (bound, then released). */
+function freePort(): number {
+  const listener = Bun.listen({ hostname: "127.0.0.1", port: 0, socket: { data() {} } });
+  const port = listener.port;
+  listener.stop(true);
+  return port;
+}
+
+/** Checks that `url` answers like the upstream, with the headers its scenario promises. */
+async function checkAnswer(proxy: string, url: string, scenario: Scenario): Promise<void> {
+  const response = await fetch(url);
+  const body = await response.text();
+  const problems: string[] = [];
+  if (response.status !== 200) problems.push(`status ${response.status}`);
+  if (body !== UPSTREAM_BODY) problems.push(`body ${JSON.stringify(body.slice(0, 200))}`);
+  const echoed = response.headers.get(ECHO_HEADER);
+  if (scenario.expectPolicyHeader && echoed !== "on") problems.push(`the upstream did not get ${POLICY_REQUEST_HEADER}: on`);
+  if (!scenario.expectPolicyHeader && echoed !== null) problems.push(`the upstream got ${POLICY_REQUEST_HEADER} on a plain route`);
+  if (scenario.expectResponseHeader) {
+    const [name, value] = scenario.expectResponseHeader;
+    if (response.headers.get(name) !== value) problems.push(`response header ${name} is ${response.headers.get(name)}, not ${value}`);
+  }
+  if (problems.length > 0) throw new Error(`${proxy} ${url} does not answer as expected: ${problems.join("; ")}`);
+}
+
+function gitCommit(): string {
+  const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: REPO, stdout: "pipe", stderr: "ignore" });
+  const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"], { cwd: REPO, stdout: "pipe", stderr: "ignore" });
+  const commit = head.stdout.toString().trim() || "unknown commit";
+  return dirty.stdout.toString().trim() ? `${commit} with uncommitted changes in src/` : commit;
+}
+
+const line = (m: Measurement) =>
+  `${Math.round(m.wrk.requestsPerSecond)} req/s, p50 ${(m.wrk.latencyPercentilesUs["50"]! / 1000).toFixed(2)} ms, ` +
+  `p99 ${(m.wrk.latencyPercentilesUs["99"]! / 1000).toFixed(2)} ms, ${m.cpu.proxy!.perRequest.toFixed(1)} µs CPU/req` +
+  (m.errors ? `, ${m.errors} errors` : "") +
+  (m.otherCores + m.stolenCores > DISTURBED_CORES ? `, ${(m.otherCores + m.stolenCores).toFixed(2)} cores busy elsewhere` : "");
+
+async function benchmark(options: BenchOptions, processes: Processes, dir: string): Promise<BenchResult> {
+  const startedAt = new Date().toISOString();
+  const loadAverage = loadavg().map((n) => Number(n.toFixed(2)));
+  const warnings: string[] = [];
+  const tools = await ensureTools();
+  const stale = await ensureBinary(REPO, BINARY, options.rebuild);
+  if (stale) {
+    console.warn(`warning: ${stale}`);
+    warnings.push(stale);
+  }
+  if (options.quick) warnings.push("Quick run: short runs give rough numbers; use the default mode for figures to compare.");
+
+  const ports = { upstream: freePort(), nginx: freePort(), turnpike: freePort(), admin: freePort() };
+  console.log(`Starting the upstream, nginx and Turnpike (temp files in ${dir})`);
+  const upstream = await startNginx(tools.nginx, processes, dir, "upstream", ports.upstream, upstreamConfig(dir, ports.upstream), "/");
+  const nginx = await startNginx(tools.nginx, processes, dir, "proxy", ports.nginx, proxyConfig(dir, ports.nginx, ports.upstream), "/plain");
+  const turnpike = await startTurnpike(BINARY, processes, dir, { port: ports.turnpike, adminPort: ports.admin, upstreamPort: ports.upstream });
+
+  const scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.name));
+  for (const scenario of scenarios) {
+    await checkAnswer("nginx", nginx.url + scenario.path, scenario);
+    await checkAnswer("Turnpike", turnpike.url + scenario.path, scenario);
+  }
+  const idle = {
+    worker: memoryKiB(turnpike.workerPid).rss,
+    supervisor: memoryKiB(turnpike.supervisorPid).rss,
+    nginx: memoryKiB(nginx.pid).rss,
+  };
+  console.log(
+    `Turnpike worker pid ${turnpike.workerPid} (supervisor ${turnpike.supervisorPid}), idle RSS ${(idle.worker / 1024).toFixed(1)} MiB; ` +
+      `nginx proxy pid ${nginx.pid}, idle RSS ${(idle.nginx / 1024).toFixed(1)} MiB`,
+  );
+
+  const load: LoadSettings = {
+    wrk: tools.wrk,
+    threads: options.threads,
+    connections: options.connections,
+    durationSeconds: options.durationSeconds,
+    warmupSeconds: options.warmupSeconds,
+    clockTicksPerSecond: clockTicksPerSecond(),
+  };
+  const upstreamWatch: Watched = { name: "upstream", pid: upstream.pid };
+  const results: ScenarioResult[] = [];
+  const nginxWatch: Watched[] = [{ name: "proxy", pid: nginx.pid }, upstreamWatch];
+  const turnpikeWatch: Watched[] = [{ name: "proxy", pid: turnpike.workerPid }, upstreamWatch, { name: "supervisor", pid: turnpike.supervisorPid }];
+  for (const scenario of scenarios) {
+    const rounds: { nginx: Measurement[]; turnpike: Measurement[] } = { nginx: [], turnpike: [] };
+    for (let round = 1; round <= options.rounds; round++) {
+      const tag = options.rounds > 1 ? `[${scenario.name} ${round}/${options.rounds}]` : `[${scenario.name}]`;
+      console.log(`\n${tag} nginx: warm-up ${load.warmupSeconds} s, run ${load.durationSeconds} s`);
+      const onNginx = await measure(nginx.url + scenario.path, nginxWatch, load, processes);
+      console.log(`${tag} nginx: ${line(onNginx)}`);
+      console.log(`${tag} Turnpike: warm-up ${load.warmupSeconds} s, run ${load.durationSeconds} s`);
+      const onTurnpike = await measure(turnpike.url + scenario.path, turnpikeWatch, load, processes);
+      console.log(`${tag} Turnpike: ${line(onTurnpike)}`);
+      rounds.nginx.push(onNginx);
+      rounds.turnpike.push(onTurnpike);
+    }
+    const onNginx = medianRun(rounds.nginx);
+    const onTurnpike = medianRun(rounds.turnpike);
+    const failed = [...rounds.nginx, ...rounds.turnpike].reduce((sum, m) => sum + m.errors, 0);
+    if (failed > 0) warnings.push(`${scenario.name}: wrk saw ${failed} errors (bad statuses or socket errors); the figures are suspect.`);
+    for (const [proxy, m] of [["nginx", onNginx], ["Turnpike", onTurnpike]] as const) {
+      const disturbed = m.otherCores + m.stolenCores;
+      if (disturbed > DISTURBED_CORES) {
+        warnings.push(
+          `${scenario.name} on ${proxy}: ${disturbed.toFixed(2)} cores went to other work during the run; ` +
+            "its throughput and latency are disturbed (CPU per request less so). Run again on a quiet machine.",
+        );
+      }
+    }
+    results.push({
+      name: scenario.name,
+      description: scenario.description,
+      nginx: onNginx,
+      turnpike: onTurnpike,
+      ratios: ratiosOf(onNginx, onTurnpike),
+      rounds,
+    });
+  }
+
+  const plain = results.find((r) => r.name === "plain");
+  const policies = results.find((r) => r.name === "policies");
+  const cpuModel = cpus()[0]?.model.trim() ?? "unknown CPU";
+  return {
+    format: "turnpike-bench/1",
+    startedAt,
+    finishedAt: new Date().toISOString(),
+    quick: options.quick,
+    settings: {
+      wrkCommand: `wrk -t${load.threads} -c${load.connections} -d${load.durationSeconds}s --latency`,
+      threads: load.threads,
+      connections: load.connections,
+      rounds: options.rounds,
+      durationSeconds: load.durationSeconds,
+      warmupSeconds: load.warmupSeconds,
+      clockTicksPerSecond: load.clockTicksPerSecond,
+      upstreamBodyBytes: Buffer.byteLength(UPSTREAM_BODY),
+      turnpikeWorkers: 1,
+    },
+    environment: {
+      cpuCount: cpus().length,
+      cpuModel,
+      kernel: release(),
+      bun: Bun.version,
+      nginx: firstLine([tools.nginx, "-v"]).replace(/^nginx version:\s*/, ""),
+      wrk: firstLine([tools.wrk, "-v"]).replace(/\s*\[.*$/, "").replace(/\s+Copyright.*$/, ""),
+      turnpike: firstLine([BINARY, "version"]),
+      commit: gitCommit(),
+      loadAverage,
+    },
+    memory: {
+      turnpikeWorkerIdleRss: idle.worker,
+      turnpikeSupervisorIdleRss: idle.supervisor,
+      nginxProxyIdleRss: idle.nginx,
+      turnpikeWorkerPeakRss: memoryKiB(turnpike.workerPid).peakRss,
+      nginxProxyPeakRss: memoryKiB(nginx.pid).peakRss,
+    },
+    scenarios: results,
+    policyChainVsNginxPlain: plain && policies ? policies.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
+    warnings,
+  };
+}
+
+async function main(): Promise<number> {
+  let options: BenchOptions | null;
+  try {
+    options = parseOptions(process.argv.slice(2), process.env, SCENARIOS.map((s) => s.name), join(REPO, "bench/results"));
+  } catch (error) {
+    if (!(error instanceof UsageError)) throw error;
+    console.error(`bench: ${error.message}\n\n${USAGE}`);
+    return 2;
+  }
+  if (options === null) {
+    console.log(USAGE);
+    return 0;
+  }
+
+  const processes = new Processes();
+  const dir = mkdtempSync(join(tmpdir(), "turnpike-bench-"));
+  let stopping = false;
+  const stopEverything = async (code: number, why: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.error(`\nbench: ${why}; stopping the processes it started`);
+    await processes.stopAll();
+    rmSync(dir, { recursive: true, force: true });
+    process.exit(code);
+  };
+  process.on("SIGINT", () => void stopEverything(130, "interrupted"));
+  process.on("SIGTERM", () => void stopEverything(143, "terminated"));
+  // A last resort if the runtime exits some other way: nothing may outlive the bench.
+  process.on("exit", () => processes.killAllNow());
+
+  // The whole run is bounded: the installs and build have their own limits, and the
+  // measurements get their expected time plus a generous margin.
+  const perRun = options.warmupSeconds + options.durationSeconds + 25;
+  const budgetMs = (options.scenarios.length * options.rounds * 2 * perRun + 20 * 60) * 1000;
+  const watchdog = setTimeout(() => void stopEverything(1, `still running after ${budgetMs / 1000} s`), budgetMs);
+
+  let ok = false;
+  try {
+    const result = await benchmark(options, processes, dir);
+    const markdown = toMarkdown(result);
+    console.log(`\n${markdown}`);
+    if (options.resultsDir !== null) {
+      const written = writeResults(options.resultsDir, result);
+      const shown = (path: string) => (relative(process.cwd(), path).startsWith("..") ? path : relative(process.cwd(), path));
+      console.log(`Written: ${shown(written.markdown)} and ${shown(written.json)}`);
+    }
+    ok = true;
+  } catch (error) {
+    // While stopping on a signal the run fails as its processes go: that is no news.
+    if (!stopping) console.error(`\nbench failed: ${error instanceof Error ? error.message : String(error)}`);
+  } finally {
+    clearTimeout(watchdog);
+    await processes.stopAll();
+  }
+  // A signal's handler is stopping everything and ends the process with its own code.
+  if (stopping) await new Promise(() => {});
+  if (ok) rmSync(dir, { recursive: true, force: true });
+  else console.error(`Logs and configs of this run are kept in ${dir}`);
+  return ok ? 0 : 1;
+}
+
+process.exit(await main());

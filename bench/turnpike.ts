@@ -1,0 +1,94 @@
+/**
+ * Turnpike under test: the built binary with `--workers 1`, so one worker process does
+ * all the proxying and its CPU time can be read apart from the supervisor's.
+ */
+import type { Subprocess } from "bun";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { POLICY_REQUEST_HEADER } from "./nginx.ts";
+import { childrenOf, type Processes } from "./processes.ts";
+import { waitUntil } from "./wait.ts";
+
+/**
+ * The config: `/plain` forwards with no policy; `/policies` runs a typical chain (a
+ * `headers` policy setting a request header, `request-size-limit`, and route-level
+ * `response_headers`), the same work nginx's `/policies` location does.
+ */
+export function turnpikeConfig(port: number, adminPort: number, upstreamPort: number): string {
+  return `# Written by Turnpike's bench/run.ts; removed after the run.
+listeners:
+  - name: bench
+    address: 127.0.0.1
+    port: ${port}
+admin:
+  address: 127.0.0.1
+  port: ${adminPort}
+server:
+  drain_timeout: 2s
+upstreams:
+  backend:
+    targets: [http://127.0.0.1:${upstreamPort}]
+routes:
+  - name: plain
+    match: { paths: [/plain] }
+    upstream: backend
+  - name: policies
+    match: { paths: [/policies] }
+    upstream: backend
+    response_headers:
+      set: { cache-control: no-store }
+    policies:
+      - type: headers
+        config: { request: { set: { ${POLICY_REQUEST_HEADER}: "on" } } }
+      - type: request-size-limit
+        config: { max_body_size: 1MiB }
+`;
+}
+
+/** A running Turnpike: the supervisor and its one worker. */
+export interface TurnpikeProcess {
+  child: Subprocess;
+  supervisorPid: number;
+  workerPid: number;
+  url: string;
+  log: string;
+}
+
+/** Starts the binary on a config written into `dir` and waits for /readyz and its worker. */
+export async function startTurnpike(
+  binary: string,
+  processes: Processes,
+  dir: string,
+  ports: { port: number; adminPort: number; upstreamPort: number },
+): Promise<TurnpikeProcess> {
+  const configPath = join(dir, "turnpike.yaml");
+  const log = join(dir, "turnpike.log");
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort));
+  // The bench must not inherit a role or log level meant for something else.
+  const env: Record<string, string> = {};
+  for (const [name, value] of Object.entries(process.env)) {
+    if (value !== undefined && !name.startsWith("TURNPIKE_")) env[name] = value;
+  }
+  env.TURNPIKE_LOG_LEVEL = "info";
+  const child = processes.spawn("turnpike", [binary, "run", configPath, "--workers", "1"], {
+    cwd: dir,
+    env,
+    stdout: Bun.file(join(dir, "turnpike.out")),
+    // Turnpike logs JSON lines on stderr.
+    stderr: Bun.file(log),
+  });
+  const admin = `http://127.0.0.1:${ports.adminPort}`;
+  await waitUntil("turnpike", 20_000, child, log, async () => {
+    const response = await fetch(`${admin}/readyz`);
+    await response.arrayBuffer();
+    return response.status === 200;
+  });
+  let workers: number[] = [];
+  await waitUntil("turnpike's worker process", 5_000, child, log, async () => {
+    workers = childrenOf(child.pid);
+    return workers.length === 1;
+  });
+  const workerPid = workers[0]!;
+  processes.adopt(child, workerPid);
+  return { child, supervisorPid: child.pid, workerPid, url: `http://127.0.0.1:${ports.port}`, log };
+}
