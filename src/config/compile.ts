@@ -334,17 +334,20 @@ function compileRoute(
   };
   const paths = route.match?.paths ?? [];
   const paramSets: string[][] = [];
+  /** Names captured by a `:name` segment: one path segment each, never more. */
+  const singleSegment = new Set<string>();
   paths.forEach((text, i) => {
     try {
       const pattern = parsePathPattern(text);
       paramSets.push("params" in pattern ? pattern.params : []);
+      if ("segments" in pattern) for (const segment of pattern.segments) if (segment.kind === "param") singleSegment.add(segment.name);
       if (pattern.kind === PathKind.Regex && text.length < 2) routeFail([...path, "match", "paths", i], "empty regular expression");
     } catch (error) {
       routeFail([...path, "match", "paths", i], (error as Error).message);
     }
   });
 
-  const rewrite = compileRewrite(route, paramSets, [...path, "rewrite"], routeFail);
+  const rewrite = compileRewrite(route, paramSets, singleSegment, [...path, "rewrite"], routeFail);
   const check = compileRouteCheck(route, [...path, "match"], routeFail);
   const policies = compileSteps(route.policies, [...path, "policies"]);
   if (before.count > 0) return null;
@@ -369,7 +372,7 @@ function compileRoute(
   return { route: compiled, hosts: match.hosts ?? [], paths, check: check, conditionCount };
 }
 
-function compileRewrite(route: RouteConfig, paramSets: string[][], path: ConfigPath, fail: Fail): Rewrite | null {
+function compileRewrite(route: RouteConfig, paramSets: string[][], singleSegment: ReadonlySet<string>, path: ConfigPath, fail: Fail): Rewrite | null {
   const rewrite = route.rewrite;
   if (!rewrite) return null;
   const kinds = [rewrite.strip_prefix, rewrite.path, rewrite.regex].filter((v) => v !== undefined).length;
@@ -398,9 +401,12 @@ function compileRewrite(route: RouteConfig, paramSets: string[][], path: ConfigP
       const fixed = rewrite.path;
       return () => fixed;
     }
+    const pieces = parts.map((part) =>
+      part.startsWith(":") ? { name: part.slice(1), encode: singleSegment.has(part.slice(1)) ? encodeURIComponent : encodePathParam } : part,
+    );
     return (_p, params) => {
       let out = "";
-      for (const part of parts) out += part.startsWith(":") ? encodePathParam(params[part.slice(1)] ?? "") : part;
+      for (const piece of pieces) out += typeof piece === "string" ? piece : piece.encode(params[piece.name] ?? "");
       return out;
     };
   }
@@ -416,9 +422,16 @@ function compileRewrite(route: RouteConfig, paramSets: string[][], path: ConfigP
   };
 }
 
-/** Encodes a parameter for a path; a `*rest` capture keeps its slashes. */
+/**
+ * Encodes a multi-segment capture (`*rest`, a regex group) for a path: it keeps its
+ * slashes, unless a segment would be `.` or `..` (only possible from an encoded slash,
+ * e.g. `..%2Fadmin`): then the value stays one encoded segment, so that it cannot climb
+ * out of the rewritten path when the upstream URL is normalised.
+ */
 function encodePathParam(value: string): string {
-  return value.split("/").map(encodeURIComponent).join("/");
+  const segments = value.split("/");
+  if (segments.some((segment) => segment === "." || segment === "..")) return encodeURIComponent(value);
+  return segments.map(encodeURIComponent).join("/");
 }
 
 function compileRouteCheck(route: RouteConfig, path: ConfigPath, fail: Fail): RouteSpec["check"] {

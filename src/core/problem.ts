@@ -32,7 +32,7 @@ export interface ProblemOptions {
   kind: string;
   detail: string;
   requestId: string;
-  headers?: HeadersInit;
+  headers?: Bun.HeadersInit;
   title?: string;
 }
 

@@ -7,8 +7,11 @@
  *   Bun's fetch does not report when its connection opens, so a warm target relies
  *   on its pooled keep-alive connection.
  * - `response_headers`: from sending the request until the response headers arrive.
- * - `idle`: the longest pause between two chunks of the response body.
+ * - `idle`: the longest wait for the upstream's next chunk of the response body
+ *   (time a slow client holds the body back does not count).
  * - `total`: the whole exchange, body included.
+ *
+ * A client that disconnects aborts the upstream call at any stage.
  */
 import type { Exchange } from "../core/exchange.ts";
 import { problem } from "../core/problem.ts";
@@ -29,6 +32,9 @@ class UpstreamTimeout extends Error {
 }
 
 const lastResponseAt = new WeakMap<Target, number>();
+
+/** Abort reason when the client disconnected before the exchange ended. */
+const CLIENT_GONE = new Error("the client went away");
 
 /** Builds the upstream URL: target base path + (rewritten) request path + query. */
 function upstreamUrl(exchange: Exchange, route: CompiledRoute, target: Target): string {
@@ -54,6 +60,8 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
 
   const controller = new AbortController();
   const abort = (reason: UpstreamTimeout) => controller.abort(reason);
+  // A client that goes away cancels the upstream call (and so its body, both ways).
+  exchange.request.signal.addEventListener("abort", () => controller.abort(CLIENT_GONE), { once: true });
   const totalTimer = timeouts.total > 0 ? setTimeout(abort, timeouts.total, new UpstreamTimeout("total", timeouts.total)) : null;
   const headersTimer =
     timeouts.responseHeaders > 0
@@ -69,7 +77,6 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
       redirect: "manual",
       decompress: false,
       signal: controller.signal,
-      // @ts-expect-error: streaming request bodies need half duplex
       duplex: "half",
     });
   } catch (error) {
@@ -94,10 +101,9 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
   const declared = upstream.headers.get("content-length");
   if (declared !== null && Number(declared) <= BUFFER_LIMIT) {
     // Small bodies are read whole while the timers run: simple and cheap, and a
-    // stalled small body still ends in a 504 instead of a hung client.
-    const idleTimer = timeouts.idle > 0 && totalTimer === null
-      ? setTimeout(abort, timeouts.idle, new UpstreamTimeout("idle", timeouts.idle))
-      : null;
+    // stalled small body still ends in a 504 instead of a hung client. The idle
+    // timeout bounds the whole read here (a small body has no reason to pause).
+    const idleTimer = timeouts.idle > 0 ? setTimeout(abort, timeouts.idle, new UpstreamTimeout("idle", timeouts.idle)) : null;
     try {
       const bytes = await upstream.arrayBuffer();
       return new Response(bytes, init);
@@ -116,9 +122,13 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
 }
 
 /**
- * Passes body chunks through while an idle timer runs between them; ends the total
- * timer with the body. A timeout aborts the upstream fetch, which errors the stream
- * and so closes the client connection mid-body (the status is already sent).
+ * Passes body chunks through while an idle timeout watches the upstream; ends the
+ * total timer with the body. A timeout aborts the upstream fetch, which errors the
+ * stream and so closes the client connection mid-body (the status is already sent).
+ *
+ * Only time spent waiting on the upstream counts as idle: while a slow client holds
+ * the body back, no read is pending and the clock does not run. One timer serves the
+ * whole body; it is re-armed lazily instead of once per chunk.
  */
 function watchBody(
   body: ReadableStream<Uint8Array>,
@@ -128,28 +138,34 @@ function watchBody(
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let idleTimer: ReturnType<typeof setTimeout> | null = null;
+  /** When the pending upstream read started (performance.now()), or -1 with none pending. */
+  let readingSince = -1;
+  const checkIdle = () => {
+    idleTimer = null;
+    if (readingSince < 0) return;
+    const waited = performance.now() - readingSince;
+    if (waited >= idleMs) controller.abort(new UpstreamTimeout("idle", idleMs));
+    else idleTimer = setTimeout(checkIdle, idleMs - waited);
+  };
   const stopTimers = () => {
+    readingSince = -1;
     if (idleTimer) clearTimeout(idleTimer);
     if (totalTimer) clearTimeout(totalTimer);
   };
-  const armIdle = () => {
-    if (idleMs <= 0) return;
-    if (idleTimer) clearTimeout(idleTimer);
-    idleTimer = setTimeout(() => controller.abort(new UpstreamTimeout("idle", idleMs)), idleMs);
-  };
   return new ReadableStream<Uint8Array>({
-    start() {
-      armIdle();
-    },
     async pull(out) {
+      if (idleMs > 0) {
+        readingSince = performance.now();
+        idleTimer ??= setTimeout(checkIdle, idleMs);
+      }
       try {
         const { done, value } = await reader.read();
+        readingSince = -1;
         if (done) {
           stopTimers();
           out.close();
           return;
         }
-        armIdle();
         out.enqueue(value);
       } catch (error) {
         stopTimers();
