@@ -1,7 +1,9 @@
 /**
- * Upstream failures and timeouts through the built binary: an unreachable upstream
- * answers 502, an upstream too slow with its headers 504, and an upstream that stalls
- * mid-body ends the client's connection with an error instead of leaving it hanging.
+ * Upstream failures and timeouts through the built binary: an unreachable or broken
+ * upstream answers 502, a connect or response_headers timeout 504; an upstream that
+ * stalls or breaks off mid-body ends the client's response with an error, never a
+ * hang or a clean short body; a slow client is not mistaken for an idle upstream; a
+ * client that leaves cancels the upstream call.
  */
 import { afterAll, beforeAll, expect, test } from "bun:test";
 import { connect, type Socket } from "node:net";
@@ -106,8 +108,6 @@ beforeAll(async () => {
         return new Response("too late");
       case "/stall-unknown-length":
         return new Response(stallingBody(encoder.encode("first chunk\n")));
-      case "/stall-declared-length":
-        return new Response(stallingBody(new Uint8Array(256 * 1024)), { headers: { "content-length": String(10 * MiB) } });
       case "/trickle":
         return new Response(tricklingBody(50));
       case "/fast-large": {
@@ -132,6 +132,11 @@ beforeAll(async () => {
       case "/stall-small":
         // Declares 1000 bytes, sends 10, then stalls until the test ends.
         reply.write("HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: 1000\r\n\r\n0123456789");
+        return;
+      case "/stall-declared-length":
+        // Declares 10 MiB, sends 256 KiB, then stalls until the test ends.
+        reply.write(`HTTP/1.1 200 OK\r\ncontent-length: ${10 * MiB}\r\n\r\n`);
+        reply.write(new Uint8Array(256 * 1024).fill(98));
         return;
       case "/truncated-small":
         reply.write("HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n0123456789");
@@ -186,8 +191,12 @@ routes:
     upstream: backend
     timeouts: { total: 300ms }
   - name: idle
-    match: { paths: [/stall-unknown-length, /stall-declared-length, /fast-large] }
+    match: { paths: [/stall-unknown-length, /fast-large] }
     upstream: backend
+    timeouts: { idle: 300ms }
+  - name: idle-large-body
+    match: { paths: [/stall-declared-length] }
+    upstream: raw
     timeouts: { idle: 300ms }
   - name: truncated
     match: { paths: [/truncated-small, /truncated-large, /truncated-chunked, /garbage] }
