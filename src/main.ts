@@ -58,7 +58,8 @@ async function main(argv: string[]): Promise<void> {
     }
     if (arg === "--workers" || arg.startsWith("--workers=")) {
       const value = arg.includes("=") ? arg.slice(arg.indexOf("=") + 1) : argv[++i];
-      const count = Number(value);
+      // Digits only: Number() would also take "0x2", "1e1" or " 2".
+      const count = value !== undefined && /^[0-9]+$/.test(value) ? Number(value) : NaN;
       if (!Number.isInteger(count) || count < 1 || count > 256) usage(`--workers needs a whole number from 1 to 256, not ${JSON.stringify(value ?? "")}`);
       workers = count;
       continue;

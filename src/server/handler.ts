@@ -14,6 +14,7 @@ import { problem } from "../core/problem.ts";
 import type { Logger } from "../observability/logger.ts";
 import { forwardHttp } from "../upstream/forward.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
+import { parseRequestTarget } from "./request-target.ts";
 
 /** A client's X-Request-ID is kept only if it is a short, printable token. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:+=@\/-]{1,128}$/;
@@ -35,7 +36,8 @@ export function createRequestHandler(
     try {
       const early = checkLimits(request, graph, requestId);
       if (early) return early;
-      const url = new URL(request.url);
+      const url = parseRequestTarget(request, scheme, authorityOf(server), requestId);
+      if (url instanceof Response) return url;
       const match = graph.router.match(request, url);
       const clientIp = server.requestIP(request)?.address ?? "";
       exchange = {
@@ -73,6 +75,12 @@ export function createRequestHandler(
       return problem({ status: 500, kind: "internal", detail: "The gateway failed to handle this request.", requestId });
     }
   };
+}
+
+/** The listener's own address, the authority of a request that has no Host (HTTP/1.0). */
+function authorityOf(server: Server<unknown>): string {
+  const host = server.hostname ?? "localhost";
+  return `${host.includes(":") ? `[${host}]` : host}:${server.port}`;
 }
 
 /** Server-wide limits that apply before routing: URL length (414) and header size (431). */

@@ -6,12 +6,18 @@
 export type ToWorker =
   /** Serve (or switch to) this config; the worker compiles it itself. */
   | { type: "config"; generation: number; file: string; text: string }
-  /** Stop accepting, finish in-flight requests (up to the grace), then exit 0. */
-  | { type: "drain" };
+  /**
+   * Stop accepting, finish in-flight requests (up to the grace), then exit 0. With
+   * `handoffMs`, keep accepting that long first while every response closes its connection
+   * (used when other workers take over; a shutdown closes the listeners at once).
+   */
+  | { type: "drain"; handoffMs?: number };
 
 /** Worker → supervisor. */
 export type FromWorker =
   | { type: "hello" }
   | { type: "ready"; generation: number; listeners: { name: string; url: string }[] }
   | { type: "reloaded"; generation: number }
+  /** Draining: the listeners are closed; only requests in flight are finished now. */
+  | { type: "closed" }
   | { type: "failed"; generation: number; errors: string[] };

@@ -10,7 +10,7 @@
  * old one (reusePort lets both listen), and once all are ready the old ones drain.
  */
 import { readFileSync, watch, type FSWatcher } from "node:fs";
-import { resolve } from "node:path";
+import { basename, dirname, resolve } from "node:path";
 import type { Server, Subprocess } from "bun";
 import { startAdmin } from "../admin/server.ts";
 import { ConfigLoader, type LoadedConfig } from "../config/load.ts";
@@ -18,20 +18,41 @@ import { formatError } from "../config/source.ts";
 import type { Logger } from "../observability/logger.ts";
 import { VERSION } from "../version.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
+import { unavailableListeners } from "./port-check.ts";
 
 /** How long new workers may take to report ready before a start or reload fails. */
 const READY_TIMEOUT_MS = 15_000;
 /** A worker that dies sooner than this after starting counts as crash-looping. */
 const CRASH_WINDOW_MS = 2_000;
+/**
+ * A worker retired while others serve keeps its listeners open this long, answering with
+ * `Connection: close`, so that its keep-alive clients move to other workers between two
+ * requests instead of finding their connection closed under them.
+ */
+const HANDOFF_MS = 500;
+/** Edits of a watched config file are collected for this long before one reload. */
+const WATCH_DEBOUNCE_MS = 200;
 
 interface WorkerHandle {
   process: Subprocess<"ignore", "inherit", "inherit">;
   slot: number;
+  /** The config generation this worker was (or will be) told to serve. */
   generation: number;
+  /** The generation the worker last confirmed (ready or reloaded); 0 before that. */
+  serving: number;
+  /** The worker said hello and was sent a config. */
+  configured: boolean;
   startedAt: number;
   ready: boolean;
   retiring: boolean;
   waiters: ((message: FromWorker) => void)[];
+}
+
+/** The outcome of a reload, as the admin API returns it. */
+export interface ReloadResult {
+  ok: boolean;
+  errors: string[];
+  generation: number;
 }
 
 /** Supervisor options from the command line. */
@@ -41,7 +62,7 @@ export interface SupervisorOptions {
   log: Logger;
 }
 
-/** Starts the gateway; resolves once every worker serves, rejects if the start fails. */
+/** Starts the gateway; resolves once every worker serves, exits the process if the start fails. */
 export async function runSupervisor(options: SupervisorOptions): Promise<void> {
   const supervisor = new Supervisor(options);
   await supervisor.start();
@@ -56,12 +77,20 @@ class Supervisor {
   #loaded!: LoadedConfig;
   #text = "";
   #generation = 0;
+  /** The workers of the current generation, by slot. */
   #workers: WorkerHandle[] = [];
-  readonly #retiring = new Set<WorkerHandle>();
+  /** Every worker process that has not exited yet (current, starting and draining). */
+  readonly #live = new Set<WorkerHandle>();
   #admin: Server<unknown> | null = null;
   #watcher: FSWatcher | null = null;
+  /** Set once the first generation serves; reloads wait for it. */
+  #started = false;
   #stopping = false;
-  #reloading: Promise<{ ok: boolean; errors: string[]; generation: number }> | null = null;
+  #reloading: Promise<ReloadResult> | null = null;
+  /** A reload asked for while one runs: it runs after, so it reads the newest file. */
+  #queuedReload: Promise<ReloadResult> | null = null;
+  /** A rolling restart's generation and text, handed to its workers when they say hello. */
+  #pending: { generation: number; text: string } | null = null;
   #restarts = 0;
   #recentCrashes = 0;
 
@@ -71,8 +100,8 @@ class Supervisor {
     this.#requestedWorkers = options.workers;
   }
 
-  get #workerCount(): number {
-    return this.#requestedWorkers ?? this.#loaded.graph.workers ?? navigator.hardwareConcurrency ?? 1;
+  #workerCountFor(loaded: LoadedConfig): number {
+    return this.#requestedWorkers ?? loaded.graph.workers ?? navigator.hardwareConcurrency ?? 1;
   }
 
   async start(): Promise<void> {
@@ -91,6 +120,12 @@ class Supervisor {
     process.on("SIGINT", () => void this.shutdown("SIGINT"));
 
     const graph = this.#loaded.graph;
+    const taken = unavailableListeners(graph.listeners, []).map((e) => `${this.#file}: ${e}`);
+    if (taken.length > 0) {
+      for (const line of taken) console.error(line);
+      console.error(`${taken.length} error(s); nothing started.`);
+      process.exit(1);
+    }
     if (graph.admin.enabled) {
       try {
         this.#admin = startAdmin(graph.admin.address, graph.admin.port, this.#adminSource());
@@ -100,13 +135,15 @@ class Supervisor {
       }
     }
 
-    const started = await this.#startGeneration(this.#generation, this.#workerCount);
+    const started = await this.#startGeneration(this.#generation, this.#workerCountFor(this.#loaded));
+    if (this.#stopping) return;
     if (!started.ok) {
       for (const line of started.errors) console.error(line);
       await this.#kill(started.workers);
       process.exit(1);
     }
     this.#workers = started.workers;
+    this.#started = true;
     if (graph.watch) this.#watch();
     this.#log.info("turnpike ready", {
       version: VERSION,
@@ -135,6 +172,8 @@ class Supervisor {
       process: undefined as never,
       slot,
       generation,
+      serving: 0,
+      configured: false,
       startedAt: performance.now(),
       ready: false,
       retiring: false,
@@ -146,8 +185,9 @@ class Supervisor {
       stdio: ["ignore", "inherit", "inherit"],
       serialization: "json",
       ipc: (message: FromWorker) => this.#onMessage(handle, message),
-      onExit: (_proc, exitCode, signalCode) => this.#onExit(handle, exitCode, signalCode),
+      onExit: (_proc, exitCode, signalCode) => this.#onExit(handle, exitCode, signalCode === null ? null : String(signalCode)),
     });
+    this.#live.add(handle);
     return handle;
   }
 
@@ -159,49 +199,76 @@ class Supervisor {
     }
   }
 
+  /** Tells a worker which config to serve: its rolling generation's, else the current one. */
+  #configure(handle: WorkerHandle): void {
+    const pending = this.#pending;
+    const text = pending && handle.generation === pending.generation ? pending.text : this.#text;
+    if (!(pending && handle.generation === pending.generation)) handle.generation = this.#generation;
+    handle.configured = true;
+    this.#send(handle, { type: "config", generation: handle.generation, file: this.#file, text });
+  }
+
   #onMessage(handle: WorkerHandle, message: FromWorker): void {
     if (message.type === "hello") {
-      const generation = handle.generation;
-      this.#send(handle, { type: "config", generation, file: this.#file, text: generation === this.#generation ? this.#text : this.#pendingText });
+      // A worker that was spawned while a shutdown began may have missed its drain message.
+      if (this.#stopping || handle.retiring) this.#send(handle, { type: "drain" });
+      else this.#configure(handle);
       return;
     }
-    if (message.type === "ready") handle.ready = true;
+    if (message.type === "ready" || message.type === "reloaded") {
+      handle.serving = Math.max(handle.serving, message.generation);
+      if (message.type === "ready") handle.ready = true;
+    }
     const waiters = handle.waiters;
     handle.waiters = [];
     for (const waiter of waiters) waiter(message);
   }
 
-  /** Config text of a generation being started by a reload, before it becomes current. */
-  #pendingText = "";
-
   #onExit(handle: WorkerHandle, exitCode: number | null, signalCode: string | null): void {
-    for (const waiter of handle.waiters) waiter({ type: "failed", generation: handle.generation, errors: [`worker exited (${exitCode ?? signalCode})`] });
+    this.#live.delete(handle);
+    const cause = signalCode ? `killed by ${signalCode}` : `exit code ${exitCode}`;
+    for (const waiter of handle.waiters) waiter({ type: "failed", generation: handle.generation, errors: [`worker ${handle.process.pid} exited (${cause})`] });
     handle.waiters = [];
-    if (this.#retiring.delete(handle) || handle.retiring) return;
+    if (handle.retiring || this.#stopping) {
+      this.#log.debug("worker exited", { pid: handle.process.pid, cause, retiring: handle.retiring });
+      return;
+    }
     const index = this.#workers.indexOf(handle);
-    if (index < 0 || this.#stopping) return;
+    if (index < 0) return;
     const lived = performance.now() - handle.startedAt;
     this.#recentCrashes = lived < CRASH_WINDOW_MS ? this.#recentCrashes + 1 : 0;
     this.#restarts++;
+    // A crash loop backs off, but never past one second.
+    const delay = Math.min(1000, this.#recentCrashes > 1 ? 100 * 2 ** (this.#recentCrashes - 2) : 0);
     this.#log.warn("worker exited; starting a replacement", {
       pid: handle.process.pid,
+      cause,
       exit_code: exitCode,
       signal: signalCode,
       lived_ms: Math.round(lived),
+      restart_in_ms: delay,
     });
-    // A crash loop backs off, but never past one second.
-    const delay = Math.min(1000, this.#recentCrashes > 1 ? 100 * 2 ** (this.#recentCrashes - 2) : 0);
+    this.#respawnLater(handle, index, delay);
+  }
+
+  /** Starts a replacement for the dead worker in `index` after `delay` ms; retries if spawning fails. */
+  #respawnLater(dead: WorkerHandle, index: number, delay: number): void {
     setTimeout(() => {
-      if (this.#stopping || this.#workers[index] !== handle) return;
-      const replacement = this.#spawn(handle.slot, this.#generation);
-      this.#workers[index] = replacement;
+      if (this.#stopping || this.#workers[index] !== dead) return;
+      try {
+        this.#workers[index] = this.#spawn(dead.slot, this.#generation);
+      } catch (error) {
+        this.#log.error("cannot start a worker process; trying again in 1 s", { error });
+        this.#respawnLater(dead, index, 1000);
+      }
     }, delay);
   }
 
-  /** Waits for the next message of a worker that satisfies `accept`. */
+  /** Waits for the next message of a worker that satisfies `accept` (or says it failed). */
   #await(handle: WorkerHandle, accept: (m: FromWorker) => boolean, timeoutMs: number): Promise<FromWorker> {
     return new Promise((resolvePromise) => {
       const timer = setTimeout(() => {
+        handle.waiters = handle.waiters.filter((w) => w !== listen);
         resolvePromise({ type: "failed", generation: handle.generation, errors: [`worker ${handle.process.pid} did not answer within ${timeoutMs} ms`] });
       }, timeoutMs);
       const listen = (message: FromWorker) => {
@@ -231,16 +298,52 @@ class Supervisor {
     await Promise.all(workers.map((w) => w.process.exited));
   }
 
-  /** Reloads the config file; concurrent calls share one reload. */
-  reload(reason: string): Promise<{ ok: boolean; errors: string[]; generation: number }> {
+  /**
+   * Stops a worker gracefully: it stops accepting, finishes its requests and exits. One
+   * that is still alive well after its grace is killed. Resolves once its listeners are
+   * closed (or it is gone), so that a caller knows new connections only reach the others.
+   */
+  #retire(worker: WorkerHandle, handoffMs = HANDOFF_MS): Promise<void> {
+    worker.retiring = true;
+    if (!this.#live.has(worker)) return Promise.resolve();
+    this.#warnIfQueuedConnectionsAreLost();
+    const closed = this.#await(worker, (m) => m.type === "closed", handoffMs + 2_000).then(() => undefined);
+    this.#send(worker, { type: "drain", handoffMs });
+    const limit = this.#loaded.graph.drainTimeoutMs + handoffMs + 5_000;
+    const timer = setTimeout(() => {
+      if (!this.#live.has(worker)) return;
+      this.#log.warn("a draining worker did not exit in time; killing it", { pid: worker.process.pid, waited_ms: limit });
+      worker.process.kill("SIGKILL");
+    }, limit);
+    void worker.process.exited.then(() => clearTimeout(timer));
+    return closed;
+  }
+
+  /**
+   * Reloads the config file. A reload asked for while another runs is queued behind it
+   * (the running one may have read the file before the latest edit); several queued
+   * requests share one reload.
+   */
+  reload(reason: string): Promise<ReloadResult> {
     if (this.#stopping) return Promise.resolve({ ok: false, errors: ["shutting down"], generation: this.#generation });
-    this.#reloading ??= this.#reload(reason).finally(() => {
+    if (!this.#started) {
+      this.#log.warn("reload ignored: the gateway is still starting", { reason });
+      return Promise.resolve({ ok: false, errors: ["still starting; try again"], generation: this.#generation });
+    }
+    if (this.#reloading) {
+      this.#queuedReload ??= this.#reloading.then(() => {
+        this.#queuedReload = null;
+        return this.reload(reason);
+      });
+      return this.#queuedReload;
+    }
+    this.#reloading = this.#reload(reason).finally(() => {
       this.#reloading = null;
     });
     return this.#reloading;
   }
 
-  async #reload(reason: string): Promise<{ ok: boolean; errors: string[]; generation: number }> {
+  async #reload(reason: string): Promise<ReloadResult> {
     const next = this.#load();
     if (!next.ok) {
       this.#log.error("reload failed; the current config keeps serving", { reason, generation: this.#generation, errors: next.errors });
@@ -248,52 +351,121 @@ class Supervisor {
     }
     const generation = this.#generation + 1;
     const inPlace = next.loaded.graph.listenerFingerprint === this.#loaded.graph.listenerFingerprint;
+    const previous = this.#loaded;
     if (inPlace) {
+      // Commit first: a worker that says hello from now on (a replacement) gets the new
+      // text; every worker already configured is sent it now.
+      this.#commit(next, generation);
+      const targets = this.#workers.filter((w) => w.configured);
       const answers = await Promise.all(
-        this.#workers.map((worker) => {
-          const answer = this.#await(worker, (m) => m.type === "reloaded" && m.generation === generation, READY_TIMEOUT_MS);
+        targets.map((worker) => {
+          const answer = this.#await(worker, (m) => (m.type === "reloaded" || m.type === "ready") && m.generation === generation, READY_TIMEOUT_MS);
+          worker.generation = generation;
           this.#send(worker, { type: "config", generation, file: this.#file, text: next.text });
           return answer;
         }),
       );
-      const errors = [...new Set(answers.flatMap((a) => (a.type === "failed" ? a.errors : [])))];
-      if (errors.length > 0) {
-        // Workers that failed keep their old graph; restart them so all serve one config.
-        this.#log.error("some workers rejected the new config", { reason, errors });
+      if (this.#stopping) return { ok: false, errors: ["shutting down"], generation };
+      const failed = targets.filter((_, i) => answers[i]!.type === "failed");
+      if (failed.length > 0) {
+        // A worker that did not take the config would serve the old one: replace it.
+        const errors = [...new Set(answers.flatMap((a) => (a.type === "failed" ? a.errors : [])))];
+        this.#log.error("some workers did not take the new config; replacing them", { reason, errors, pids: failed.map((w) => w.process.pid) });
+        for (const worker of failed) this.#replace(worker);
       }
-      for (const worker of this.#workers) worker.generation = generation;
+      this.#resize(this.#workerCountFor(next.loaded));
     } else {
-      this.#pendingText = next.text;
-      const started = await this.#startGeneration(generation, this.#workerCount);
+      const taken = unavailableListeners(next.loaded.graph.listeners, previous.graph.listeners).map((e) => `${this.#file}: ${e}`);
+      if (taken.length > 0) {
+        this.#log.error("reload failed; the current config keeps serving", { reason, generation: this.#generation, errors: taken });
+        next.loaded.graph.dispose();
+        return { ok: false, errors: taken, generation: this.#generation };
+      }
+      this.#pending = { generation, text: next.text };
+      const started = await this.#startGeneration(generation, this.#workerCountFor(next.loaded));
+      this.#pending = null;
+      if (this.#stopping) return { ok: false, errors: ["shutting down"], generation: this.#generation };
       if (!started.ok) {
-        await this.#kill(started.workers);
+        // Those that did start may already hold connections: drain them at once, do not kill them.
+        for (const worker of started.workers) void this.#retire(worker, 0);
         this.#log.error("reload failed: new workers did not start; the current config keeps serving", { reason, errors: started.errors });
         next.loaded.graph.dispose();
         return { ok: false, errors: started.errors, generation: this.#generation };
       }
       const old = this.#workers;
       this.#workers = started.workers;
-      for (const worker of old) {
-        worker.retiring = true;
-        this.#retiring.add(worker);
-        this.#send(worker, { type: "drain" });
-      }
+      this.#commit(next, generation);
+      // Reported done once only the new workers accept connections.
+      await Promise.all(old.map((worker) => this.#retire(worker)));
     }
-    const previous = this.#loaded;
-    this.#loaded = next.loaded;
-    this.#text = next.text;
-    this.#generation = generation;
     previous.graph.dispose();
     this.#log.info("config reloaded", { reason, generation, mode: inPlace ? "in place" : "rolling restart" });
     return { ok: true, errors: [], generation };
   }
 
+  #warnedAboutMigration = false;
+
+  /**
+   * When a reusePort listener closes, Linux resets the connections still queued on it
+   * unless `net.ipv4.tcp_migrate_req` is 1 (Linux 5.14+), which moves them to a listener
+   * that stays. Said once, when a worker is first retired while others serve.
+   */
+  #warnIfQueuedConnectionsAreLost(): void {
+    if (this.#warnedAboutMigration) return;
+    this.#warnedAboutMigration = true;
+    let value = "";
+    try {
+      value = readFileSync("/proc/sys/net/ipv4/tcp_migrate_req", "utf8").trim();
+    } catch {
+      return; // not Linux, or a kernel without the setting
+    }
+    if (value === "0") {
+      this.#log.warn("retired workers close their listeners: connections still queued on them are reset; set the sysctl net.ipv4.tcp_migrate_req=1 to hand them to the workers that stay");
+    }
+  }
+
+  #commit(next: { loaded: LoadedConfig; text: string }, generation: number): void {
+    this.#loaded = next.loaded;
+    this.#text = next.text;
+    this.#generation = generation;
+  }
+
+  /** Starts a fresh worker in `worker`'s slot and drains the old one. */
+  #replace(worker: WorkerHandle): void {
+    const index = this.#workers.indexOf(worker);
+    if (index < 0) return;
+    this.#workers[index] = this.#spawn(worker.slot, this.#generation);
+    void this.#retire(worker);
+  }
+
+  /** Applies a changed worker count of an in-place reload. */
+  #resize(count: number): void {
+    while (this.#workers.length < count) this.#workers.push(this.#spawn(this.#workers.length, this.#generation));
+    while (this.#workers.length > count) void this.#retire(this.#workers.pop()!);
+  }
+
+  /**
+   * Watches the config file's folder, not the file: editors that save by writing a new
+   * file and renaming it over the old one would end a watch on the file itself.
+   */
   #watch(): void {
     let timer: ReturnType<typeof setTimeout> | null = null;
+    const name = basename(this.#file);
     try {
-      this.#watcher = watch(this.#file, () => {
+      this.#watcher = watch(dirname(this.#file), (_event, changed) => {
+        if (changed !== null && changed !== name) return;
         if (timer) clearTimeout(timer);
-        timer = setTimeout(() => void this.reload("config file changed"), 200);
+        timer = setTimeout(() => {
+          timer = null;
+          let text: string | null = null;
+          try {
+            text = readFileSync(this.#file, "utf8");
+          } catch {
+            // A missing file is the reload's to report.
+          }
+          if (text !== null && text === this.#text) return;
+          void this.reload("config file changed");
+        }, WATCH_DEBOUNCE_MS);
       });
     } catch (error) {
       this.#log.warn("cannot watch the config file; use SIGHUP to reload", { error });
@@ -304,18 +476,18 @@ class Supervisor {
     if (this.#stopping) return;
     this.#stopping = true;
     this.#watcher?.close();
-    const everyone = [...this.#workers, ...this.#retiring];
+    const everyone = [...this.#live];
     this.#log.info("shutting down: draining workers", { reason, workers: everyone.length });
     for (const worker of everyone) this.#send(worker, { type: "drain" });
     const grace = this.#loaded.graph.drainTimeoutMs + 5_000;
     const timeout = Bun.sleep(grace).then(() => "timeout" as const);
     const result = await Promise.race([Promise.all(everyone.map((w) => w.process.exited)), timeout]);
     if (result === "timeout") {
-      this.#log.warn("workers did not exit in time; killing them");
-      for (const worker of everyone) worker.process.kill("SIGKILL");
+      this.#log.warn("workers did not exit in time; killing them", { pids: [...this.#live].map((w) => w.process.pid) });
+      for (const worker of this.#live) worker.process.kill("SIGKILL");
     }
     this.#admin?.stop(true);
-    this.#log.info("stopped");
+    this.#log.info("stopped", { reason });
     process.exit(0);
   }
 
@@ -323,15 +495,18 @@ class Supervisor {
     return {
       version: VERSION,
       startedAt: this.#startedAt,
-      ready: () => this.#workers.length > 0 && this.#workers.every((w) => w.ready) && !this.#stopping,
+      // Ready while at least one worker serves: the kernel only hands connections to
+      // listening workers, so a worker being replaced does not stop the node serving.
+      ready: () => this.#started && !this.#stopping && this.#workers.some((w) => w.ready),
       status: () => ({
         version: VERSION,
         uptime_seconds: Math.round((Date.now() - this.#startedAt) / 1000),
         config_file: this.#file,
         config_generation: this.#generation,
-        workers: this.#workers.map((w) => ({ pid: w.process.pid, ready: w.ready, generation: w.generation })),
+        workers: this.#workers.map((w) => ({ pid: w.process.pid, ready: w.ready, generation: w.serving })),
         worker_restarts: this.#restarts,
-        draining_workers: this.#retiring.size,
+        draining_workers: [...this.#live].filter((w) => w.retiring).length,
+        stopping: this.#stopping,
       }),
       config: () => ({ value: this.#loaded.config, secrets: this.#loaded.secrets }),
       reload: (reason: string) => this.reload(reason),

@@ -21,6 +21,9 @@ const UNLIMITED_BODY = Number.MAX_SAFE_INTEGER;
  */
 const NO_TLS_BELOW_1_2 = cryptoConstants.SSL_OP_NO_TLSv1 | cryptoConstants.SSL_OP_NO_TLSv1_1;
 
+/** After the listeners close, a drain waits at least this long for requests still arriving. */
+const DRAIN_LINGER_MS = 100;
+
 /** Runs a worker until it is told to drain or is killed. */
 export function runWorker(): void {
   const log = createLogger({ role: "worker", pid: process.pid });
@@ -30,10 +33,12 @@ export function runWorker(): void {
   let generation = 0;
   let servers: Server<unknown>[] = [];
   let draining = false;
+  /** Responses carry `Connection: close` so keep-alive clients leave before the listener closes. */
+  let closingConnections = false;
 
   process.on("message", (message: ToWorker) => {
     if (message.type === "config") applyConfig(message);
-    else if (message.type === "drain") void drain("told by the supervisor");
+    else if (message.type === "drain") void drain("told by the supervisor", message.handoffMs ?? 0);
   });
   process.on("SIGTERM", () => void drain("SIGTERM"));
   process.on("SIGINT", () => void drain("SIGINT"));
@@ -41,6 +46,7 @@ export function runWorker(): void {
   process.on("disconnect", () => void drain("supervisor went away"));
 
   function applyConfig(message: Extract<ToWorker, { type: "config" }>): void {
+    if (draining) return;
     const result = loader.loadText(message.text, message.file);
     if (!result.ok) {
       const errors = result.errors.map((e) => formatError(message.file, e));
@@ -58,7 +64,9 @@ export function runWorker(): void {
         const text = `cannot listen: ${(error as Error).message}`;
         log.error(text, { generation });
         send({ type: "failed", generation, errors: [text] });
-        process.exit(3);
+        // An IPC message sent just before exit can be lost (bun issue 37849): give it time.
+        setTimeout(() => process.exit(3), 50);
+        return;
       }
       send({
         type: "ready",
@@ -70,13 +78,22 @@ export function runWorker(): void {
       // business (it starts a new generation of workers when they change).
       send({ type: "reloaded", generation });
     }
-    previous?.dispose();
+    if (previous) retireGraph(previous);
+  }
+
+  /**
+   * Requests that started on the previous graph may still use its policies, so it is
+   * disposed only after the drain grace, the longest a request is waited for anyway.
+   */
+  function retireGraph(previous: RuntimeGraph): void {
+    const timer = setTimeout(() => previous.dispose(), previous.drainTimeoutMs);
+    timer.unref?.();
   }
 
   function startListeners(first: RuntimeGraph): Server<unknown>[] {
     const current = () => graph ?? first;
     return first.listeners.map((listener) => {
-      const fetch = createRequestHandler(listener.scheme, current, log.child({ listener: listener.name }));
+      const fetch = closeWhenDraining(createRequestHandler(listener.scheme, current, log.child({ listener: listener.name })));
       return Bun.serve({
         hostname: listener.address,
         port: listener.port,
@@ -101,14 +118,51 @@ export function runWorker(): void {
     });
   }
 
-  async function drain(reason: string): Promise<void> {
+  /**
+   * Wraps a handler so that, once draining, every response says `Connection: close`: the
+   * client then opens its next request on a new connection (to another worker) instead
+   * of racing the close of an idle keep-alive connection.
+   */
+  function closeWhenDraining(
+    handler: (request: Request, server: Server<unknown>) => Promise<Response>,
+  ): (request: Request, server: Server<unknown>) => Promise<Response> {
+    const markClose = (response: Response) => {
+      try {
+        response.headers.set("connection", "close");
+        return response;
+      } catch {
+        const headers = new Headers(response.headers);
+        headers.set("connection", "close");
+        return new Response(response.body, { status: response.status, statusText: response.statusText, headers });
+      }
+    };
+    return (request, server) => {
+      const response = handler(request, server);
+      return closingConnections ? response.then(markClose) : response;
+    };
+  }
+
+  /**
+   * Stops serving: for `handoffMs` the listeners stay open while responses close their
+   * connections (a worker being replaced while others serve hands its keep-alive clients
+   * over this way), then the listeners close, idle connections close, and in-flight
+   * requests get up to `server.drain_timeout` to finish.
+   */
+  async function drain(reason: string, handoffMs = 0): Promise<void> {
     if (draining) return;
     draining = true;
+    closingConnections = true;
     const graceMs = graph?.drainTimeoutMs ?? 30_000;
-    log.info("draining", { reason, grace_ms: graceMs });
+    log.info("draining", { reason, grace_ms: graceMs, handoff_ms: handoffMs });
+    if (handoffMs > 0) await Bun.sleep(Math.min(handoffMs, graceMs));
     for (const server of servers) server.stop(false);
+    send({ type: "closed" });
+    // A request whose head was still arriving when the listeners closed is not pending
+    // yet, but Bun serves it: wait a moment before deciding that nothing is left.
+    const lingerUntil = performance.now() + Math.min(DRAIN_LINGER_MS, graceMs);
     const deadline = performance.now() + graceMs;
-    while (performance.now() < deadline && servers.some((s) => s.pendingRequests > 0 || s.pendingWebSockets > 0)) {
+    const busy = () => servers.some((s) => s.pendingRequests > 0 || s.pendingWebSockets > 0);
+    while (performance.now() < deadline && (performance.now() < lingerUntil || busy())) {
       await Bun.sleep(20);
     }
     const left = servers.reduce((n, s) => n + s.pendingRequests, 0);
