@@ -7,4 +7,4 @@ scripts/ensure-bun.sh
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 bun run build >&2
-exec bun test "$@"
+exec bun test --timeout 60000 "$@"
