@@ -105,6 +105,7 @@ const cases: [name: string, bytes: string | Uint8Array, expected: Expectation, e
   ["Content-Length beyond 2^64", post("Content-Length: 99999999999999999999999\r\n", "hello"), 400],
   ["unsupported Transfer-Encoding", post("Transfer-Encoding: gzip\r\n", "hello"), 400],
   ["invalid chunk size", post("Transfer-Encoding: chunked\r\n", "zz\r\nhello\r\n0\r\n\r\n"), 400],
+  ["invalid chunk size after a good chunk", post("Transfer-Encoding: chunked\r\n", "5\r\nhello\r\nzz\r\n"), 400],
   // Versions and other protocols
   ["HTTP/2.0 in an HTTP/1 request line", get("/v", "Host: x\r\n", "HTTP/2.0"), 505],
   ["HTTP/3.1", get("/v", "Host: x\r\n", "HTTP/3.1"), 505],
@@ -193,5 +194,7 @@ describe("after all of them", () => {
     expect(await response.text()).toBe("ok");
     const echo = await fetch(`${gateway.url}/echo/a`, { method: "POST", body: "hello" });
     expect(((await echo.json()) as { body: string }).body).toBe("hello");
+    // A client's broken request is the client's fault: never logged as a gateway failure.
+    expect(gateway.logs()).not.toContain("unexpected error");
   });
 });

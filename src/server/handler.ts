@@ -66,6 +66,11 @@ export function createRequestHandler(
       if (participants.length > 0) runCompletion(exchange, response, participants, onCompleteError);
       return response;
     } catch (error) {
+      if (request.signal.aborted) {
+        // The client went away (e.g. a broken upload); nobody is left to answer.
+        log.debug("client aborted the request", { request_id: requestId, route: exchange?.route?.name });
+        return problem({ status: 400, kind: "client-aborted", detail: "The client aborted the request.", requestId });
+      }
       log.error("unexpected error while handling a request", {
         request_id: requestId,
         route: exchange?.route?.name,
