@@ -224,12 +224,24 @@ function fingerprintListeners(listeners: (CompiledListener | null)[]): string {
   return hash.digest("hex");
 }
 
-function compileTimeouts(config: TimeoutsConfig | undefined, base: Partial<Timeouts>): Partial<Timeouts> {
+/** Longest timer a JavaScript runtime can arm (about 24.8 days), in milliseconds. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function compileTimeouts(
+  config: TimeoutsConfig | undefined,
+  base: Partial<Timeouts>,
+  path: ConfigPath,
+  fail: Fail,
+): Partial<Timeouts> {
   const out: Partial<Timeouts> = { ...base };
-  if (config?.connect !== undefined) out.connect = parseDuration(config.connect);
-  if (config?.response_headers !== undefined) out.responseHeaders = parseDuration(config.response_headers);
-  if (config?.idle !== undefined) out.idle = parseDuration(config.idle);
-  if (config?.total !== undefined) out.total = parseDuration(config.total);
+  const keys = [["connect", "connect"], ["response_headers", "responseHeaders"], ["idle", "idle"], ["total", "total"]] as const;
+  for (const [key, field] of keys) {
+    const value = config?.[key];
+    if (value === undefined) continue;
+    const ms = parseDuration(value);
+    if (ms > MAX_TIMER_MS) fail([...path, key], "must be at most 24 days");
+    out[field] = ms;
+  }
   return out;
 }
 
@@ -242,7 +254,7 @@ function compileLimits(config: LimitsConfig | undefined, base: Limits): Limits {
 }
 
 function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath, fail: Fail): CompiledUpstream | null {
-  const timeouts = compileTimeouts(config.timeouts, {});
+  const timeouts = compileTimeouts(config.timeouts, {}, [...path, "timeouts"], fail);
   if (config.type === "mock") {
     if (config.targets) fail([...path, "targets"], "a mock upstream has no targets");
     return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts };
@@ -353,7 +365,7 @@ function compileRoute(
   if (before.count > 0) return null;
 
   const defaults = { ...DEFAULT_TIMEOUTS, ...upstream.timeouts };
-  const timeouts = compileTimeouts(route.timeouts, defaults) as Timeouts;
+  const timeouts = compileTimeouts(route.timeouts, defaults, [...path, "timeouts"], routeFail) as Timeouts;
   const compiled: CompiledRoute = {
     name: route.name,
     index,

@@ -353,6 +353,19 @@ routes:
   });
 });
 
+describe("timers", () => {
+  test("a timeout longer than a timer can hold is refused with its path", () => {
+    const text = HEAD + `  - name: a
+    upstream: u
+    timeouts: { total: 1h, idle: 900h }
+`;
+    const errors = errorsOf(text);
+    expect(errors).toEqual([
+      "gw.yaml: routes[0].timeouts.idle: must be at most 24 days (line 8, col 34)",
+    ]);
+  });
+});
+
 describe("YAML problems", () => {
   test("a syntax error names its line; one slip is not reported once per token after it", () => {
     const text = `listeners: [{ port: 0 }]
