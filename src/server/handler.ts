@@ -8,13 +8,15 @@ import { limitRequestBody } from "../core/body-limit.ts";
 import type { Exchange } from "../core/exchange.ts";
 import { applyHeaderOps } from "../core/headers.ts";
 import { answerMock } from "../core/mock.ts";
-import { runCompletion, runPipeline } from "../core/pipeline.ts";
+import { runCompletion, runPipeline, type Step } from "../core/pipeline.ts";
 import type { Policy } from "../core/policy.ts";
 import { problem } from "../core/problem.ts";
 import type { Logger } from "../observability/logger.ts";
 import { forwardHttp } from "../upstream/forward.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
+
+const NO_STEPS: readonly Step[] = [];
 
 /** A client's X-Request-ID is kept only if it is a short, printable token. */
 const SANE_REQUEST_ID = /^[A-Za-z0-9._:+=@\/-]{1,128}$/;
@@ -61,7 +63,12 @@ export function createRequestHandler(
         if (refused) return refused;
       }
       const participants: Policy[] = [];
-      let response = await runPipeline(exchange, graph.preFlow, route?.policies ?? [], graph.postFlow, proxy, participants);
+      const routeSteps = route?.policies ?? NO_STEPS;
+      // With no policy anywhere, the pipeline is just the proxy: skip its bookkeeping.
+      let response =
+        graph.preFlow.length === 0 && routeSteps.length === 0 && graph.postFlow.length === 0
+          ? await proxy(exchange)
+          : await runPipeline(exchange, graph.preFlow, routeSteps, graph.postFlow, proxy, participants);
       response = finish(response, exchange);
       if (participants.length > 0) runCompletion(exchange, response, participants, onCompleteError);
       return response;
