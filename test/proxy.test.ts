@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { basics, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { headerValue, rawExchange, startRawUpstream, type RawUpstream } from "./helpers/raw-upstream.ts";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+import { expectProblem } from "./helpers/problem.ts";
 
 /** What the echo upstream saw, as it answers it. */
 interface Echo {
@@ -252,21 +253,6 @@ async function echoed(path: string, init?: RequestInit): Promise<{ response: Res
 /** The single value of a header in an echo, or null. */
 function seenHeader(echoValue: Echo, name: string): string | null {
   return headerValue(echoValue.headers, name);
-}
-
-/** Expects an RFC 9457 problem with `status`, and no stack trace in it. */
-async function expectProblem(response: Response, status: number): Promise<Record<string, unknown>> {
-  expect(response.status).toBe(status);
-  expect(response.headers.get("content-type")).toBe("application/problem+json");
-  const text = await response.text();
-  expect(text).not.toMatch(/\n\s+at |\.ts:\d+|node_modules/);
-  const body = JSON.parse(text) as Record<string, unknown>;
-  expect(body.status).toBe(status);
-  expect(String(body.type)).toMatch(/^urn:turnpike:problem:[a-z-]+$/);
-  expect(typeof body.title).toBe("string");
-  expect(typeof body.detail).toBe("string");
-  expect(body.request_id).toBe(response.headers.get("x-request-id"));
-  return body;
 }
 
 describe("hop-by-hop headers", () => {

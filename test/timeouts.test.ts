@@ -10,6 +10,7 @@ import { connect, type Socket } from "node:net";
 import { basics, freePort, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { startRawUpstream, type RawUpstream } from "./helpers/raw-upstream.ts";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+import { expectProblem } from "./helpers/problem.ts";
 
 const MiB = 1024 * 1024;
 /** Longest a test waits for something that must happen "soon"; far above every configured timeout. */
@@ -229,21 +230,6 @@ function withinDeadline<T>(promise: Promise<T>, what: string): Promise<T> {
       throw new Error(`${what} did not settle within ${DEADLINE_MS} ms`);
     }),
   ]);
-}
-
-/** Expects an RFC 9457 problem with `status`, and no stack trace in it. */
-async function expectProblem(response: Response, status: number): Promise<Record<string, unknown>> {
-  expect(response.status).toBe(status);
-  expect(response.headers.get("content-type")).toBe("application/problem+json");
-  const text = await response.text();
-  expect(text).not.toMatch(/\n\s+at |\.ts:\d+|node_modules/);
-  const body = JSON.parse(text) as Record<string, unknown>;
-  expect(body.status).toBe(status);
-  expect(String(body.type)).toMatch(/^urn:turnpike:problem:[a-z-]+$/);
-  expect(typeof body.title).toBe("string");
-  expect(typeof body.detail).toBe("string");
-  expect(body.request_id).toBe(response.headers.get("x-request-id"));
-  return body;
 }
 
 /** Reads a body to its end; resolves with what arrived and how the body ended. */
