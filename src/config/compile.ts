@@ -116,6 +116,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     drainTimeoutMs: parseDuration(config.server?.drain_timeout ?? "30s"),
     watch: config.server?.watch ?? false,
     clientIdleTimeoutSeconds: idleSeconds,
+    observability: config.observability ?? {},
     listenerFingerprint: fingerprintListeners(listeners),
     dispose() {
       for (const policy of created) policy.dispose?.();

@@ -3,6 +3,7 @@
  * built; a reload builds a new one and swaps it in.
  */
 import type { Step } from "../core/pipeline.ts";
+import type { ObservabilityConfig } from "../observability/config.ts";
 import type { Router } from "../router/router.ts";
 import type { Limits } from "../router/types.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
@@ -33,6 +34,8 @@ export interface RuntimeGraph {
   watch: boolean;
   /** Bun's idleTimeout for client connections, in seconds (1..255). */
   clientIdleTimeoutSeconds: number;
+  /** The `observability` section, read by the worker's telemetry parts. */
+  observability: ObservabilityConfig;
   /** A fingerprint of everything that needs new listeners (ports, TLS files). */
   listenerFingerprint: string;
   dispose(): void;

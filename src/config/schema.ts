@@ -5,6 +5,7 @@
 import { conditionSchema, valueMatchSchema } from "../core/condition.ts";
 import { headerOpsSchema as headerOps } from "../core/headers.ts";
 import { mockSchema as mock } from "../core/mock.ts";
+import { observabilitySchema } from "../observability/config.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
 
@@ -205,6 +206,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
           },
         },
       },
+      observability: observabilitySchema,
       pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },
       post_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run on every response, after route policies." },
     },

@@ -3,6 +3,7 @@
  */
 import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
+import type { ObservabilityConfig } from "../observability/config.ts";
 export type { MockConfig };
 
 export type Duration = number | string;
@@ -15,6 +16,7 @@ export interface TurnpikeConfig {
   server?: ServerConfig;
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
+  observability?: ObservabilityConfig;
   pre_flow?: PolicyEntryConfig[];
   post_flow?: PolicyEntryConfig[];
 }

@@ -33,6 +33,11 @@ export interface Exchange {
   bodyFailure: Response | null;
   /** Start time in ms from `performance.now()`. */
   startedAt: number;
+  /** Origin of the upstream target called (`http://10.0.0.5:3000`), null if none was. */
+  upstreamTarget: string | null;
+  /** `performance.now()` when the upstream call started and when its headers arrived (0: not yet). */
+  upstreamStartedAt: number;
+  upstreamHeadersAt: number;
   /** Free-form per-request state for policies (keyed by policy name). */
   state: Map<string, unknown>;
 }

@@ -12,6 +12,7 @@ import { runCompletion, runPipeline, type Step } from "../core/pipeline.ts";
 import type { Policy } from "../core/policy.ts";
 import { problem } from "../core/problem.ts";
 import type { Logger } from "../observability/logger.ts";
+import type { WorkerTelemetry } from "../observability/telemetry.ts";
 import { forwardHttp } from "../upstream/forward.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
@@ -26,23 +27,32 @@ export function createRequestHandler(
   scheme: "http" | "https",
   current: () => RuntimeGraph,
   log: Logger,
+  telemetry: WorkerTelemetry | null = null,
 ): (request: Request, server: Server<unknown>) => Promise<Response> {
   const onCompleteError = (error: unknown, policy: Policy) =>
     log.error("policy completion hook failed", { policy: policy.type, error });
 
   return async function handle(request, server) {
-    const graph = current();
+    const startedAt = performance.now();
     const given = request.headers.get("x-request-id");
     const requestId = given !== null && SANE_REQUEST_ID.test(given) ? given : crypto.randomUUID();
-    let exchange: Exchange | null = null;
+    const state: HandleState = { exchange: null, clientIp: "" };
+    const response = await serve(request, server, requestId, state);
+    if (telemetry) telemetry.end({ request, exchange: state.exchange, requestId, clientIp: state.clientIp, response, startedAt });
+    return response;
+  };
+
+  async function serve(request: Request, server: Server<unknown>, requestId: string, state: HandleState): Promise<Response> {
+    const graph = current();
     try {
+      state.clientIp = server.requestIP(request)?.address ?? "";
       const early = checkLimits(request, graph, requestId);
       if (early) return early;
       const url = parseRequestTarget(request, scheme, authorityOf(server), requestId);
       if (url instanceof Response) return url;
       const match = graph.router.match(request, url);
-      const clientIp = server.requestIP(request)?.address ?? "";
-      exchange = {
+      const clientIp = state.clientIp;
+      const exchange: Exchange = (state.exchange = {
         request,
         url,
         requestId,
@@ -56,7 +66,11 @@ export function createRequestHandler(
         bodyFailure: null,
         startedAt: performance.now(),
         state: new Map(),
-      };
+        upstreamTarget: null,
+        upstreamStartedAt: 0,
+        upstreamHeadersAt: 0,
+      });
+      if (telemetry) telemetry.start(exchange);
       const route = exchange.route;
       if (route) {
         const refused = limitRequestBody(exchange, route.limits.maxBodySize);
@@ -75,18 +89,24 @@ export function createRequestHandler(
     } catch (error) {
       if (request.signal.aborted) {
         // The client went away (e.g. a broken upload); nobody is left to answer.
-        log.debug("client aborted the request", { request_id: requestId, route: exchange?.route?.name });
+        log.debug("client aborted the request", { request_id: requestId, route: state.exchange?.route?.name });
         return problem({ status: 400, kind: "client-aborted", detail: "The client aborted the request.", requestId });
       }
       log.error("unexpected error while handling a request", {
         request_id: requestId,
-        route: exchange?.route?.name,
+        route: state.exchange?.route?.name,
         error: error instanceof Error ? `${error.name}: ${error.message}` : String(error),
         stack: error instanceof Error ? error.stack : undefined,
       });
       return problem({ status: 500, kind: "internal", detail: "The gateway failed to handle this request.", requestId });
     }
-  };
+  }
+}
+
+/** What `serve` learned that the telemetry needs even when it answered early. */
+interface HandleState {
+  exchange: Exchange | null;
+  clientIp: string;
 }
 
 /** The listener's own address, the authority of a request that has no Host (HTTP/1.0). */

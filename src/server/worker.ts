@@ -9,6 +9,7 @@ import { ConfigLoader } from "../config/load.ts";
 import { formatError } from "../config/source.ts";
 import { problem } from "../core/problem.ts";
 import { createLogger } from "../observability/logger.ts";
+import { WorkerTelemetry } from "../observability/telemetry.ts";
 import { createRequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -29,6 +30,8 @@ export function runWorker(): void {
   const log = createLogger({ role: "worker", pid: process.pid });
   const send = (message: FromWorker) => process.send?.(message);
   const loader = new ConfigLoader();
+  // Telemetry parts (metrics, access log, tracing) are listed here once each.
+  const telemetry = new WorkerTelemetry([], log);
   let graph: RuntimeGraph | null = null;
   let generation = 0;
   let servers: Server<unknown>[] = [];
@@ -57,6 +60,7 @@ export function runWorker(): void {
     const previous = graph;
     graph = result.loaded.graph;
     generation = message.generation;
+    telemetry.configure(graph);
     if (servers.length === 0) {
       try {
         servers = startListeners(graph);
@@ -93,7 +97,7 @@ export function runWorker(): void {
   function startListeners(first: RuntimeGraph): Server<unknown>[] {
     const current = () => graph ?? first;
     return first.listeners.map((listener) => {
-      const fetch = closeWhenDraining(createRequestHandler(listener.scheme, current, log.child({ listener: listener.name })));
+      const fetch = closeWhenDraining(createRequestHandler(listener.scheme, current, log.child({ listener: listener.name }), telemetry));
       return Bun.serve({
         hostname: listener.address,
         port: listener.port,
@@ -168,6 +172,7 @@ export function runWorker(): void {
     const left = servers.reduce((n, s) => n + s.pendingRequests, 0);
     if (left > 0) log.warn("grace period over; closing remaining requests", { pending: left });
     for (const server of servers) server.stop(true);
+    await telemetry.close();
     graph?.dispose();
     process.exit(0);
   }

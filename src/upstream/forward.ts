@@ -70,6 +70,8 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
       ? setTimeout(abort, timeouts.responseHeaders, "response_headers", timeouts.responseHeaders)
       : null;
 
+  exchange.upstreamTarget = target.origin;
+  exchange.upstreamStartedAt = performance.now();
   let upstream: Response;
   try {
     upstream = await fetch(upstreamUrl(exchange, route, target), {
@@ -90,7 +92,8 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
     return unreachable(exchange, describeFetchError(error));
   }
   if (headersTimer) clearTimeout(headersTimer);
-  lastResponseAt.set(target, performance.now());
+  exchange.upstreamHeadersAt = performance.now();
+  lastResponseAt.set(target, exchange.upstreamHeadersAt);
 
   const responseHeaders = copyEndToEnd(upstream.headers);
   const init = { status: upstream.status, statusText: upstream.statusText, headers: responseHeaders };
