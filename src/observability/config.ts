@@ -3,16 +3,20 @@
  * (schema and type) here; the section is validated with the rest of the file and handed
  * to the parts unchanged through `RuntimeGraph.observability`.
  */
+import { tracingSchema, type TracingConfig } from "./tracing/config.ts";
 
 /** JSON Schema of the `observability` section. */
 export const observabilitySchema = {
   type: "object",
   additionalProperties: false,
   description: "Metrics, logs and tracing.",
-  properties: {} as Record<string, unknown>,
+  properties: {
+    tracing: tracingSchema,
+  } as Record<string, unknown>,
 };
 
 /** The `observability` section as written (after validation). */
 export interface ObservabilityConfig {
+  tracing?: TracingConfig;
   [part: string]: unknown;
 }

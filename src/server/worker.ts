@@ -10,6 +10,7 @@ import { formatError } from "../config/source.ts";
 import { problem } from "../core/problem.ts";
 import { createLogger } from "../observability/logger.ts";
 import { WorkerTelemetry } from "../observability/telemetry.ts";
+import { Tracing } from "../observability/tracing/tracing.ts";
 import { createRequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -31,7 +32,7 @@ export function runWorker(): void {
   const send = (message: FromWorker) => process.send?.(message);
   const loader = new ConfigLoader();
   // Telemetry parts (metrics, access log, tracing) are listed here once each.
-  const telemetry = new WorkerTelemetry([], log);
+  const telemetry = new WorkerTelemetry([new Tracing(log)], log);
   let graph: RuntimeGraph | null = null;
   let generation = 0;
   let servers: Server<unknown>[] = [];
