@@ -6,9 +6,11 @@
  * - `GET /config`: the effective config as JSON, secrets redacted.
  * - `GET /status`: version, uptime, workers, config generation.
  * - `POST /reload`: reload the config file now (same as SIGHUP); 200 or 422 with errors.
+ * - `GET /metrics`: Prometheus text format, merged over every worker (404 when disabled).
  */
 import type { Server } from "bun";
 import { problem } from "../core/problem.ts";
+import { EXPOSITION_CONTENT_TYPE } from "../observability/metrics/exposition.ts";
 import { redactConfig } from "./redact.ts";
 
 /** What the admin API reads from the supervisor. */
@@ -19,6 +21,8 @@ export interface AdminSource {
   status(): Record<string, unknown>;
   config(): { value: unknown; secrets: ReadonlySet<string> };
   reload(reason: string): Promise<{ ok: boolean; errors: string[]; generation: number }>;
+  /** The node's metrics in the Prometheus text format; null when disabled. */
+  metrics?(): Promise<string | null>;
 }
 
 /** Starts the admin listener. */
@@ -44,6 +48,11 @@ export function startAdmin(address: string, port: number, source: AdminSource): 
         case "POST /reload": {
           const result = await source.reload("admin API");
           return Response.json(result, { status: result.ok ? 200 : 422 });
+        }
+        case "GET /metrics": {
+          const text = source.metrics ? await source.metrics() : null;
+          if (text === null) return problem({ status: 404, kind: "no-route", detail: "Metrics are disabled (observability.metrics.enabled).", requestId });
+          return new Response(text, { headers: { "content-type": EXPOSITION_CONTENT_TYPE } });
         }
         default:
           return problem({ status: 404, kind: "no-route", detail: `The admin API has no ${route}.`, requestId });

@@ -1,6 +1,7 @@
 /**
  * Messages between the supervisor and its workers over Bun's IPC channel.
  */
+import type { WorkerMetricsSnapshot } from "../observability/metrics/request-metrics.ts";
 
 /** Supervisor → worker. */
 export type ToWorker =
@@ -11,7 +12,9 @@ export type ToWorker =
    * `handoffMs`, keep accepting that long first while every response closes its connection
    * (used when other workers take over; a shutdown closes the listeners at once).
    */
-  | { type: "drain"; handoffMs?: number };
+  | { type: "drain"; handoffMs?: number }
+  /** Send a metrics snapshot now, answering with the same `id`. */
+  | { type: "metrics"; id: number };
 
 /** Worker → supervisor. */
 export type FromWorker =
@@ -20,4 +23,6 @@ export type FromWorker =
   | { type: "reloaded"; generation: number }
   /** Draining: the listeners are closed; only requests in flight are finished now. */
   | { type: "closed" }
-  | { type: "failed"; generation: number; errors: string[] };
+  | { type: "failed"; generation: number; errors: string[] }
+  /** A metrics snapshot: the answer to a scrape (`id`), or the final one of a draining worker (`id` null). */
+  | { type: "metrics"; id: number | null; snapshot: WorkerMetricsSnapshot };

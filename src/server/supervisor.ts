@@ -16,6 +16,8 @@ import { startAdmin } from "../admin/server.ts";
 import { ConfigLoader, type LoadedConfig } from "../config/load.ts";
 import { formatError } from "../config/source.ts";
 import type { Logger } from "../observability/logger.ts";
+import { readMetricsConfig } from "../observability/metrics/config.ts";
+import { NodeMetrics, SCRAPE_TIMEOUT_MS } from "../observability/metrics/node-metrics.ts";
 import { VERSION } from "../version.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { unavailableListeners } from "./port-check.ts";
@@ -93,6 +95,9 @@ class Supervisor {
   #pending: { generation: number; text: string } | null = null;
   #restarts = 0;
   #recentCrashes = 0;
+  /** Worker snapshots, retired totals and the supervisor's own metrics. */
+  readonly #metrics = new NodeMetrics();
+  #scrapeId = 0;
 
   constructor(options: SupervisorOptions) {
     this.#file = resolve(options.file);
@@ -209,6 +214,7 @@ class Supervisor {
   }
 
   #onMessage(handle: WorkerHandle, message: FromWorker): void {
+    if (message.type === "metrics") this.#metrics.workerReported(handle.process.pid, message.snapshot);
     if (message.type === "hello") {
       // A worker that was spawned while a shutdown began may have missed its drain message.
       if (this.#stopping || handle.retiring) this.#send(handle, { type: "drain" });
@@ -226,6 +232,7 @@ class Supervisor {
 
   #onExit(handle: WorkerHandle, exitCode: number | null, signalCode: string | null): void {
     this.#live.delete(handle);
+    this.#metrics.workerExited(handle.process.pid);
     const cause = signalCode ? `killed by ${signalCode}` : `exit code ${exitCode}`;
     for (const waiter of handle.waiters) waiter({ type: "failed", generation: handle.generation, errors: [`worker ${handle.process.pid} exited (${cause})`] });
     handle.waiters = [];
@@ -337,7 +344,10 @@ class Supervisor {
       });
       return this.#queuedReload;
     }
-    this.#reloading = this.#reload(reason).finally(() => {
+    this.#reloading = this.#reload(reason).then((result) => {
+      this.#metrics.reloaded(result.ok);
+      return result;
+    }).finally(() => {
       this.#reloading = null;
     });
     return this.#reloading;
@@ -491,6 +501,33 @@ class Supervisor {
     process.exit(0);
   }
 
+  /**
+   * Asks every live worker for its metrics (each may take up to SCRAPE_TIMEOUT_MS) and
+   * renders the node's exposition; null when metrics are disabled. Never fails: a worker
+   * that does not answer is counted from its last snapshot.
+   */
+  async #scrapeMetrics(): Promise<string | null> {
+    if (!readMetricsConfig(this.#loaded.graph.observability).enabled) return null;
+    const id = ++this.#scrapeId;
+    const asked = [...this.#live];
+    const answers = await Promise.all(
+      asked.map((worker) => {
+        const answer = this.#await(worker, (m) => m.type === "metrics" && m.id === id, SCRAPE_TIMEOUT_MS);
+        this.#send(worker, { type: "metrics", id });
+        return answer;
+      }),
+    );
+    // Only workers still alive now: one that exited meanwhile is in the retired totals.
+    const answered = new Set(asked.filter((w, i) => answers[i]!.type === "metrics" && this.#live.has(w)).map((w) => w.process.pid));
+    return this.#metrics.render({
+      live: [...this.#live].map((w) => w.process.pid),
+      answered,
+      workers: this.#workerCountFor(this.#loaded),
+      generation: this.#generation,
+      restarts: this.#restarts,
+    });
+  }
+
   #adminSource() {
     return {
       version: VERSION,
@@ -510,6 +547,7 @@ class Supervisor {
       }),
       config: () => ({ value: this.#loaded.config, secrets: this.#loaded.secrets }),
       reload: (reason: string) => this.reload(reason),
+      metrics: () => this.#scrapeMetrics(),
     };
   }
 }

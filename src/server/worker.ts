@@ -9,6 +9,7 @@ import { ConfigLoader } from "../config/load.ts";
 import { formatError } from "../config/source.ts";
 import { problem } from "../core/problem.ts";
 import { createLogger } from "../observability/logger.ts";
+import { RequestMetrics } from "../observability/metrics/request-metrics.ts";
 import { WorkerTelemetry } from "../observability/telemetry.ts";
 import { Tracing } from "../observability/tracing/tracing.ts";
 import { createRequestHandler } from "./handler.ts";
@@ -32,7 +33,13 @@ export function runWorker(): void {
   const send = (message: FromWorker) => process.send?.(message);
   const loader = new ConfigLoader();
   // Telemetry parts (metrics, access log, tracing) are listed here once each.
-  const telemetry = new WorkerTelemetry([new Tracing(log)], log);
+  // The final metrics snapshot of a draining worker; an IPC message sent just before exit
+  // can be lost (bun issue 37849), so the exit waits a moment after it.
+  const metrics = new RequestMetrics(async (snapshot) => {
+    send({ type: "metrics", id: null, snapshot });
+    await Bun.sleep(50);
+  });
+  const telemetry = new WorkerTelemetry([metrics, new Tracing(log)], log);
   let graph: RuntimeGraph | null = null;
   let generation = 0;
   let servers: Server<unknown>[] = [];
@@ -43,6 +50,7 @@ export function runWorker(): void {
   process.on("message", (message: ToWorker) => {
     if (message.type === "config") applyConfig(message);
     else if (message.type === "drain") void drain("told by the supervisor", message.handoffMs ?? 0);
+    else if (message.type === "metrics") send({ type: "metrics", id: message.id, snapshot: metrics.snapshot() });
   });
   process.on("SIGTERM", () => void drain("SIGTERM"));
   process.on("SIGINT", () => void drain("SIGINT"));

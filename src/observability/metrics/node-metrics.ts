@@ -1,0 +1,114 @@
+/**
+ * The node's metrics, kept by the supervisor: the last snapshot of every worker process,
+ * the totals of workers that are gone, and the supervisor's own counters. `render` adds
+ * them up into one exposition.
+ *
+ * Why totals never go backwards: a worker's counters are folded into the retired totals
+ * when it exits, from the last snapshot it sent (a draining worker sends a final one after
+ * its last request; a killed worker's requests since its last snapshot are lost). A
+ * worker that does not answer a scrape in time is counted from its last snapshot.
+ */
+import { VERSION } from "../../version.ts";
+import { renderExposition } from "./exposition.ts";
+import { cloneMerged, mergeSnapshot, type MergedMetrics } from "./merge.ts";
+import { sampleProcess, type ProcessSample, type WorkerMetricsSnapshot } from "./request-metrics.ts";
+import { Registry } from "./registry.ts";
+
+/** How long a scrape waits for each worker's snapshot, in ms. */
+export const SCRAPE_TIMEOUT_MS = 1_000;
+/** How long after a worker's exit a late final snapshot of it is still taken, in ms. */
+const EXITED_GRACE_MS = 5_000;
+
+/** What the supervisor knows at scrape time. */
+export interface NodeState {
+  /** Pids of every worker process alive now (serving, starting or draining). */
+  live: number[];
+  /** Pids of those that answered this scrape. */
+  answered: ReadonlySet<number>;
+  /** Workers the current config asks for. */
+  workers: number;
+  generation: number;
+  restarts: number;
+}
+
+/** The supervisor's side of metrics. */
+export class NodeMetrics {
+  /** Counters and histograms of workers that exited. */
+  #retired: MergedMetrics = new Map();
+  readonly #last = new Map<number, WorkerMetricsSnapshot>();
+  /**
+   * Workers that exited recently, by pid, with their exit time (ms, performance.now()):
+   * IPC may deliver a final snapshot after the exit is seen, so they are folded into the
+   * retired totals only after EXITED_GRACE_MS; until then a late snapshot replaces theirs.
+   */
+  readonly #exited = new Map<number, { snapshot: WorkerMetricsSnapshot; at: number }>();
+  readonly #reloads = { success: 0, failure: 0 };
+
+  /** A worker sent a snapshot (an answer to a scrape or its final one). */
+  workerReported(pid: number, snapshot: WorkerMetricsSnapshot): void {
+    const exited = this.#exited.get(pid);
+    if (exited) exited.snapshot = snapshot;
+    else this.#last.set(pid, snapshot);
+  }
+
+  /** A worker exited: its last counters join the retired totals. */
+  workerExited(pid: number): void {
+    const last = this.#last.get(pid);
+    this.#last.delete(pid);
+    const empty: WorkerMetricsSnapshot = { families: [], process: { pid, residentBytes: 0, cpuSeconds: 0 } };
+    this.#exited.set(pid, { snapshot: last ?? empty, at: performance.now() });
+  }
+
+  /** A config reload finished. */
+  reloaded(ok: boolean): void {
+    if (ok) this.#reloads.success++;
+    else this.#reloads.failure++;
+  }
+
+  /** The merged exposition of the node. */
+  render(state: NodeState): string {
+    const now = performance.now();
+    for (const [pid, exited] of this.#exited) {
+      if (now - exited.at < EXITED_GRACE_MS) continue;
+      mergeSnapshot(this.#retired, exited.snapshot.families, true);
+      this.#exited.delete(pid);
+    }
+    const merged = cloneMerged(this.#retired);
+    for (const exited of this.#exited.values()) mergeSnapshot(merged, exited.snapshot.families, true);
+    const processes: (ProcessSample & { role: string })[] = [{ ...sampleProcess(), role: "supervisor" }];
+    let stale = 0;
+    for (const pid of state.live) {
+      const last = this.#last.get(pid);
+      if (!state.answered.has(pid)) stale++;
+      if (!last) continue;
+      mergeSnapshot(merged, last.families);
+      processes.push({ ...last.process, role: "worker" });
+    }
+    mergeSnapshot(merged, this.#own(state, processes).snapshot());
+    const comments = [`turnpike ${VERSION}: ${state.answered.size} of ${state.live.length} worker processes answered this scrape`];
+    if (stale > 0) {
+      comments.push(`${stale} worker process(es) did not answer within ${SCRAPE_TIMEOUT_MS} ms; their last snapshot (if any) is used`);
+    }
+    return renderExposition(merged, comments);
+  }
+
+  /** The supervisor's own families, built fresh for one scrape. */
+  #own(state: NodeState, processes: (ProcessSample & { role: string })[]): Registry {
+    const registry = new Registry(Number.MAX_SAFE_INTEGER);
+    const reloads = registry.counter("turnpike_config_reloads_total", "Config reloads, by result.", ["result"]);
+    reloads.series("success").add(this.#reloads.success);
+    reloads.series("failure").add(this.#reloads.failure);
+    registry.gauge("turnpike_config_generation", "The config generation being served (1 at start, +1 per successful reload).").series().set(state.generation);
+    registry.counter("turnpike_worker_restarts_total", "Worker processes that died and were replaced.").series().add(state.restarts);
+    registry.gauge("turnpike_workers", "Worker processes the current config asks for.").series().set(state.workers);
+    registry.gauge("turnpike_workers_scraped", "Worker processes that answered this scrape in time.").series().set(state.answered.size);
+    registry.gauge("turnpike_build_info", "Always 1; the version as a label.", ["version"]).series(VERSION).set(1);
+    const rss = registry.gauge("turnpike_process_resident_memory_bytes", "Resident memory of each gateway process, in bytes.", ["pid", "role"]);
+    const cpu = registry.counter("turnpike_process_cpu_seconds_total", "User and system CPU time of each gateway process, in seconds.", ["pid", "role"]);
+    for (const p of processes) {
+      rss.series(String(p.pid), p.role).set(p.residentBytes);
+      cpu.series(String(p.pid), p.role).add(p.cpuSeconds);
+    }
+    return registry;
+  }
+}
