@@ -4,7 +4,7 @@
  * workers, caps series, and always parses (strict exposition check, no promtool here).
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { basics, startGateway, type Gateway, type Ports } from "./helpers/gateway.ts";
+import { basics, freePort, startGateway, type Gateway, type Ports } from "./helpers/gateway.ts";
 import { waitFor } from "./helpers/load.ts";
 import { parseExposition, type Exposition } from "./helpers/prometheus.ts";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
@@ -40,10 +40,14 @@ async function send(url: string, count: number, parallel = 8, init: RequestInit 
 describe("merged over workers", () => {
   let upstream: TestUpstream;
   let gateway: Gateway;
+  /** Nothing listens here: calls to it fail without a response. */
+  const deadPort = freePort();
   const config = (extraRoute: string) => (ports: Ports) => `${basics(ports)}
 upstreams:
   backend:
     targets: [{ url: "${upstream.url}" }]
+  dead:
+    targets: [{ url: "http://127.0.0.1:${deadPort}" }]
   broken:
     type: mock
     mock: { status: 503, json: { down: true } }
@@ -54,6 +58,9 @@ routes:
   - name: broken
     match: { paths: [/broken] }
     upstream: broken
+  - name: dead
+    match: { paths: [/dead] }
+    upstream: dead
 ${extraRoute}`;
   const requestsOf = (parsed: Exposition) => parsed.sum("turnpike_http_requests_total");
 
@@ -77,6 +84,8 @@ ${extraRoute}`;
     await send(`${gateway.url}/nowhere`, 5, 2);
     await send(`${gateway.url}/api/x`, 3, 1, { method: "POST", body: "hello", headers: { "content-type": "text/plain" } });
     await send(`${gateway.url}/api/x`, 2, 1, { method: "PURGE" });
+    const deadStatuses = await send(`${gateway.url}/dead`, 4, 1);
+    expect(deadStatuses.every((s) => s >= 500)).toBe(true);
 
     const parsed = await scrape(gateway);
     expect(parsed.sum("turnpike_http_requests_total", { route: "api", method: "GET", status_class: "2xx" })).toBe(n);
@@ -84,7 +93,13 @@ ${extraRoute}`;
     expect(parsed.sum("turnpike_http_requests_total", { route: "none", method: "GET", status_class: "4xx" })).toBe(5);
     expect(parsed.sum("turnpike_http_requests_total", { route: "api", method: "POST", status_class: "2xx" })).toBe(3);
     expect(parsed.sum("turnpike_http_requests_total", { route: "api", method: "other", status_class: "2xx" })).toBe(2);
-    expect(requestsOf(parsed)).toBe(n + 17);
+    expect(parsed.sum("turnpike_http_requests_total", { route: "dead", status_class: "5xx" })).toBe(4);
+    expect(requestsOf(parsed)).toBe(n + 21);
+    // Upstream calls by upstream and target.
+    expect(parsed.sum("turnpike_upstream_requests_total", { upstream: "backend", target: upstream.url, outcome: "response" })).toBe(n + 5);
+    expect(parsed.sum("turnpike_upstream_requests_total", { upstream: "backend", outcome: "error" })).toBe(0);
+    expect(parsed.sum("turnpike_upstream_requests_total", { upstream: "dead", target: `http://127.0.0.1:${deadPort}`, outcome: "error" })).toBe(4);
+    expect(parsed.sum("turnpike_upstream_duration_seconds_count", { route: "dead" })).toBe(0);
 
     // Histograms agree with the counters; the parser already checked buckets against _count.
     expect(parsed.sum("turnpike_http_request_duration_seconds_count", { route: "api" })).toBe(n + 5);

@@ -44,6 +44,8 @@ function upstreamUrl(exchange: Exchange, route: CompiledRoute, target: Target): 
 
 /** Forwards the exchange to `target` and returns the response to send to the client. */
 export async function forwardHttp(exchange: Exchange, route: CompiledRoute, target: Target): Promise<Response> {
+  // Set before the connect probe, so that a target refused there counts as called.
+  exchange.upstreamTarget = target.origin;
   const timeouts = route.timeouts;
   const headers = exchange.upstreamHeaders;
   if (route.hostHeader === "upstream") headers.set("host", target.host);
@@ -70,7 +72,6 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
       ? setTimeout(abort, timeouts.responseHeaders, "response_headers", timeouts.responseHeaders)
       : null;
 
-  exchange.upstreamTarget = target.origin;
   exchange.upstreamStartedAt = performance.now();
   let upstream: Response;
   try {

@@ -3,6 +3,11 @@
  * worker's own registry. The supervisor asks for `snapshot()` on each scrape and adds
  * the workers up (see node-metrics.ts).
  *
+ * Extension point: features that bring their own metrics (upstream health and circuit
+ * breaker state, rate-limit and authentication rejections) register their families on
+ * `registry` when they are wired into the worker, look their series up at config time,
+ * and are merged and exported like these; nothing else needs to change.
+ *
  * Hot path: per request one WeakMap lookup of the route's series (filled on a route's
  * first request of a config generation), a switch on the method, array indexing for the
  * status class, two header reads for Content-Length, and additions. No string is built.
@@ -45,6 +50,9 @@ interface RouteSeries {
   upstreamDuration: Series;
   requestBytes: Series;
   responseBytes: Series;
+  /** `turnpike_upstream_requests_total` by target origin: [response, error]; filled on first use. */
+  upstream: Map<string, [Series, Series]>;
+  upstreamName: string;
 }
 
 /** Samples this process's memory and CPU. */
@@ -63,6 +71,7 @@ export class RequestMetrics implements TelemetryPart {
   readonly #upstreamDuration: Family;
   readonly #requestBytes: Family;
   readonly #responseBytes: Family;
+  readonly #upstreamRequests: Family;
   readonly #inFlight: Series;
   /** Route series by route object (old generations' routes keep theirs while in flight). */
   #byRoute = new WeakMap<CompiledRoute, RouteSeries>();
@@ -77,6 +86,11 @@ export class RequestMetrics implements TelemetryPart {
     this.#upstreamDuration = r.histogram("turnpike_upstream_duration_seconds", "Time from starting the upstream call to its response headers, in seconds.", ["route"]);
     this.#requestBytes = r.counter("turnpike_http_request_bytes_total", "Request body bytes declared by Content-Length (bodies streamed without one are not counted).", ["route"]);
     this.#responseBytes = r.counter("turnpike_http_response_bytes_total", "Response body bytes declared by Content-Length (bodies streamed without one are not counted).", ["route"]);
+    this.#upstreamRequests = r.counter(
+      "turnpike_upstream_requests_total",
+      "Upstream calls by upstream and target; outcome is response (headers arrived) or error (no response: refused, reset, timeout).",
+      ["upstream", "target", "outcome"],
+    );
     this.#inFlight = r.gauge("turnpike_http_requests_in_flight", "Requests being handled (from routing until the response headers are ready).").series();
   }
 
@@ -99,7 +113,7 @@ export class RequestMetrics implements TelemetryPart {
     const exchange = outcome.exchange;
     if (exchange) this.#inFlight.values[0]!--;
     const route = exchange?.route;
-    const series = route ? this.#routeSeries(route) : (this.#noRoute ??= this.#seriesFor(NO_ROUTE));
+    const series = route ? this.#routeSeries(route) : (this.#noRoute ??= this.#seriesFor(NO_ROUTE, NO_ROUTE));
     const status = outcome.response.status;
     let statusClass = ((status / 100) | 0) - 1;
     if (statusClass < 0) statusClass = 0;
@@ -108,8 +122,19 @@ export class RequestMetrics implements TelemetryPart {
     const counter = (series.requests[slot] ??= this.#requests.series(series.name, METHOD_CLASSES[(slot / 5) | 0]!, STATUS_CLASSES[statusClass]!));
     counter.values[0]!++;
     series.duration.observe((performance.now() - outcome.startedAt) / 1000);
-    if (exchange && exchange.upstreamHeadersAt > 0 && exchange.upstreamStartedAt > 0) {
-      series.upstreamDuration.observe((exchange.upstreamHeadersAt - exchange.upstreamStartedAt) / 1000);
+    const target = exchange?.upstreamTarget;
+    if (target) {
+      let pair = series.upstream.get(target);
+      if (!pair) {
+        pair = [this.#upstreamRequests.series(series.upstreamName, target, "response"), this.#upstreamRequests.series(series.upstreamName, target, "error")];
+        series.upstream.set(target, pair);
+      }
+      if (exchange.upstreamHeadersAt > 0) {
+        pair[0].values[0]!++;
+        series.upstreamDuration.observe((exchange.upstreamHeadersAt - exchange.upstreamStartedAt) / 1000);
+      } else {
+        pair[1].values[0]!++;
+      }
     }
     const requestLength = outcome.request.headers.get("content-length");
     if (requestLength !== null) addLength(series.requestBytes, requestLength);
@@ -129,14 +154,14 @@ export class RequestMetrics implements TelemetryPart {
   #routeSeries(route: CompiledRoute): RouteSeries {
     let series = this.#byRoute.get(route);
     if (!series) {
-      series = this.#byName.get(route.name) ?? this.#seriesFor(route.name);
+      series = this.#byName.get(route.name) ?? this.#seriesFor(route.name, route.upstream.name);
       this.#byName.set(route.name, series);
       this.#byRoute.set(route, series);
     }
     return series;
   }
 
-  #seriesFor(name: string): RouteSeries {
+  #seriesFor(name: string, upstreamName: string): RouteSeries {
     return {
       name,
       requests: new Array(METHOD_CLASSES.length * STATUS_CLASSES.length),
@@ -144,6 +169,8 @@ export class RequestMetrics implements TelemetryPart {
       upstreamDuration: this.#upstreamDuration.series(name),
       requestBytes: this.#requestBytes.series(name),
       responseBytes: this.#responseBytes.series(name),
+      upstream: new Map(),
+      upstreamName,
     };
   }
 }
