@@ -4,7 +4,10 @@
  * must not happen: a collector that is down or hangs slowing or failing requests.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { basics, freePort, startGateway, type Gateway, type Ports } from "./helpers/gateway.ts";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { basics, BINARY, freePort, startGateway, type Gateway, type Ports } from "./helpers/gateway.ts";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
 
 const TRACE = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -228,6 +231,17 @@ describe("with a collector that answers", () => {
     expect(missing.attributes["http.route"]).toBeUndefined();
     expect(missing.attributes["url.path"]).toBe("/nowhere");
   });
+
+  test("a request refused before routing (414) still gets a span", async () => {
+    const refused = "66666666666666666666666666666666";
+    const response = await fetch(`${gateway.url}/api/${"x".repeat(9000)}`, { headers: { traceparent: `00-${refused}-${PARENT}-01` } });
+    expect(response.status).toBe(414);
+    const span = await spanOf(collector, refused);
+    expect(span.name).toBe("GET");
+    expect(span.parentSpanId).toBe(PARENT);
+    expect(span.attributes["http.response.status_code"]).toBe("414");
+    expect(span.attributes["turnpike.request_id"]).toBe(response.headers.get("x-request-id"));
+  });
 });
 
 test("sample: 0 records no new trace but still follows a sampled parent", async () => {
@@ -276,6 +290,38 @@ test("spans still queued are sent when the gateway stops (SIGTERM)", async () =>
     upstream.stop();
     collector.stop();
   }
+});
+
+test("a wrong tracing section is a config error naming each key", () => {
+  const dir = mkdtempSync(join(tmpdir(), "turnpike-tracing-"));
+  const file = join(dir, "turnpike.yaml");
+  writeFileSync(
+    file,
+    `listeners:
+  - port: 8080
+upstreams:
+  a:
+    targets: [http://127.0.0.1:1]
+routes:
+  - name: r
+    upstream: a
+observability:
+  tracing:
+    enabled: true
+    sample: 1.5
+    endpoint: collector:4318
+    batch: { interval: soon }
+    colour: blue
+`,
+  );
+  const run = Bun.spawnSync([BINARY, "validate", file], { stdio: ["ignore", "pipe", "pipe"] });
+  expect(run.exitCode).toBe(1);
+  const errors = run.stderr.toString() + run.stdout.toString();
+  expect(errors).toContain("observability.tracing.sample: must be <= 1 (line 12");
+  expect(errors).toContain('observability.tracing.endpoint: "collector:4318" is not valid: an http:// or https:// URL');
+  expect(errors).toContain("observability.tracing.batch.interval: must be a duration");
+  expect(errors).toContain("observability.tracing.colour: unknown key");
+  expect(errors).toContain("4 error(s).");
 });
 
 describe("a collector that is down or hangs costs spans, never requests", () => {

@@ -14,7 +14,7 @@ export const tracingSchema = {
     endpoint: {
       type: "string",
       pattern: "^https?://[^/?#]+(/[^?#]*)?$",
-      description: "OTLP/HTTP base URL; spans go to {endpoint}/v1/traces. Default http://localhost:4318.",
+      description: "an http:// or https:// URL, the OTLP/HTTP base (spans go to {endpoint}/v1/traces); default http://localhost:4318",
     },
     service_name: { type: "string", minLength: 1, description: 'Resource attribute service.name; default "turnpike".' },
     sample: { type: "number", minimum: 0, maximum: 1, description: "Share of new traces recorded (0..1); default 1. A client's sampled flag wins." },

