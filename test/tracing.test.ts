@@ -270,6 +270,44 @@ test("sample: 0 records no new trace but still follows a sampled parent", async 
   }
 });
 
+test("disabled, trace headers pass untouched; a reload turns tracing on and moves it to a new collector", async () => {
+  const first = startCollector();
+  const second = startCollector();
+  const upstream = startUpstream();
+  const plain = config(upstream, "    enabled: false");
+  const gateway = await startGateway(plain, { workers: 1 });
+  const withEndpoint = (collector: Collector) =>
+    config(upstream, `    enabled: true
+    endpoint: ${collector.url}
+    batch: { interval: 50ms }`)(gateway.ports);
+  try {
+    const upper = `00-${TRACE.toUpperCase()}-${PARENT}-01`;
+    await fetch(`${gateway.url}/api/off`, { headers: { traceparent: upper, tracestate: "x=1" } });
+    expect(upstream.seen.at(-1)!.headers.get("traceparent")).toBe(upper);
+    expect(upstream.seen.at(-1)!.headers.get("tracestate")).toBe("x=1");
+
+    gateway.writeConfig(withEndpoint(first));
+    expect(await gateway.reload()).toBe("reloaded");
+    const one = "77777777777777777777777777777777";
+    await fetch(`${gateway.url}/api/on`, { headers: { traceparent: `00-${one}-${PARENT}-01` } });
+    expect(lastTraceparent(upstream).traceId).toBe(one);
+    await spanOf(first, one);
+
+    gateway.writeConfig(withEndpoint(second));
+    expect(await gateway.reload()).toBe("reloaded");
+    const two = "88888888888888888888888888888888";
+    await fetch(`${gateway.url}/api/moved`, { headers: { traceparent: `00-${two}-${PARENT}-01` } });
+    await spanOf(second, two);
+    expect(first.spans().some((s) => s.traceId === two)).toBe(false);
+    expect(second.spans().some((s) => s.traceId === one)).toBe(false);
+  } finally {
+    expect(await gateway.stop()).toBe(0);
+    upstream.stop();
+    first.stop();
+    second.stop();
+  }
+});
+
 test("spans still queued are sent when the gateway stops (SIGTERM)", async () => {
   const collector = startCollector();
   const upstream = startUpstream();
