@@ -9,6 +9,7 @@
  */
 import { ConfigLoader } from "./config/load.ts";
 import { formatError } from "./config/source.ts";
+import { ErrorLogOutput } from "./observability/error-log.ts";
 import { createLogger } from "./observability/logger.ts";
 import { runSupervisor } from "./server/supervisor.ts";
 import { runWorker } from "./server/worker.ts";
@@ -29,6 +30,7 @@ Options:
 Signals:
   SIGHUP   reload the config (a config that fails to load leaves the old one serving)
   SIGTERM  drain in-flight requests, then exit 0
+  SIGUSR1  reopen the access log files (after log rotation)
 
 Environment:
   TURNPIKE_LOG_LEVEL   debug | info | warn | error (default info)
@@ -88,7 +90,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const file = first === "run" ? second : first;
   if (file === undefined || (first === "run" ? rest.length : second !== undefined)) usage("run takes one config file");
-  await runSupervisor({ file, workers, log: createLogger({ role: "supervisor", pid: process.pid }) });
+  const errorLog = new ErrorLogOutput();
+  const log = createLogger({ role: "supervisor", pid: process.pid }, errorLog.level, errorLog.write);
+  await runSupervisor({ file, workers, log, errorLog });
 }
 
 await main(process.argv.slice(2));

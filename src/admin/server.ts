@@ -10,6 +10,7 @@
  */
 import type { Server } from "bun";
 import { problem } from "../core/problem.ts";
+import type { AuditActor } from "../observability/audit-log.ts";
 import { EXPOSITION_CONTENT_TYPE } from "../observability/metrics/exposition.ts";
 import { redactConfig } from "./redact.ts";
 
@@ -20,7 +21,8 @@ export interface AdminSource {
   ready(): boolean;
   status(): Record<string, unknown>;
   config(): { value: unknown; secrets: ReadonlySet<string> };
-  reload(reason: string): Promise<{ ok: boolean; errors: string[]; generation: number }>;
+  /** `actor` names the caller for the audit log. */
+  reload(reason: string, actor?: AuditActor): Promise<{ ok: boolean; errors: string[]; generation: number }>;
   /** The node's metrics in the Prometheus text format; null when disabled. */
   metrics?(): Promise<string | null>;
 }
@@ -30,7 +32,7 @@ export function startAdmin(address: string, port: number, source: AdminSource): 
   return Bun.serve({
     hostname: address,
     port,
-    async fetch(request) {
+    async fetch(request, server) {
       const url = new URL(request.url);
       const requestId = crypto.randomUUID();
       const route = `${request.method} ${url.pathname}`;
@@ -46,7 +48,7 @@ export function startAdmin(address: string, port: number, source: AdminSource): 
         case "GET /status":
           return Response.json(source.status());
         case "POST /reload": {
-          const result = await source.reload("admin API");
+          const result = await source.reload("admin API", { type: "admin_api", address: server.requestIP(request)?.address ?? null });
           return Response.json(result, { status: result.ok ? 200 : 422 });
         }
         case "GET /metrics": {

@@ -82,14 +82,14 @@ export function runCompletion(
   exchange: Exchange,
   response: Response,
   participants: readonly Policy[],
-  onError: (error: unknown, policy: Policy) => void,
+  onError: (error: unknown, policy: Policy, exchange: Exchange) => void,
 ): void {
   for (const policy of participants) {
     try {
       const result: unknown = policy.onComplete!(exchange, response);
-      if (result instanceof Promise) result.catch((error: unknown) => onError(error, policy));
+      if (result instanceof Promise) result.catch((error: unknown) => onError(error, policy, exchange));
     } catch (error) {
-      onError(error, policy);
+      onError(error, policy, exchange);
     }
   }
 }

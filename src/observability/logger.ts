@@ -16,14 +16,24 @@ export interface Logger {
   child(fields: Record<string, unknown>): Logger;
 }
 
-/** Creates a logger writing to `write` (stderr by default) at `level` and above. */
+/** The level from TURNPIKE_LOG_LEVEL, else `info`. */
+export function environmentLogLevel(): LogLevel {
+  const level = process.env.TURNPIKE_LOG_LEVEL as LogLevel | undefined;
+  return level !== undefined && Object.hasOwn(ORDER, level) ? level : "info";
+}
+
+/**
+ * Creates a logger writing to `write` (stderr by default) at `level` and above. `level`
+ * may be a function, read at every line, when it can change (the `error_log` config).
+ */
 export function createLogger(
   base: Record<string, unknown> = {},
-  level: LogLevel = (process.env.TURNPIKE_LOG_LEVEL as LogLevel) ?? "info",
+  level: LogLevel | (() => LogLevel) = environmentLogLevel(),
   write: (line: string) => void = (line) => process.stderr.write(line),
 ): Logger {
-  const threshold = ORDER[level] ?? ORDER.info;
+  const fixed = typeof level === "function" ? 0 : (ORDER[level] ?? ORDER.info);
   const emit = (lvl: LogLevel, msg: string, fields?: Record<string, unknown>) => {
+    const threshold = typeof level === "function" ? (ORDER[level()] ?? ORDER.info) : fixed;
     if (ORDER[lvl] < threshold) return;
     const record: Record<string, unknown> = { time: new Date().toISOString(), level: lvl, msg, ...base, ...fields };
     if (record.error instanceof Error) record.error = record.error.message;

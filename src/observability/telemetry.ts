@@ -59,7 +59,7 @@ export class WorkerTelemetry {
       try {
         part.start!(exchange);
       } catch (error) {
-        this.log.error("telemetry start hook failed", { part: part.name, error });
+        this.log.error("telemetry start hook failed", { part: part.name, request_id: exchange.requestId, error });
       }
     }
   }
@@ -69,7 +69,7 @@ export class WorkerTelemetry {
       try {
         part.end!(outcome);
       } catch (error) {
-        this.log.error("telemetry end hook failed", { part: part.name, error });
+        this.log.error("telemetry end hook failed", { part: part.name, request_id: outcome.requestId, error });
       }
     }
   }

@@ -29,8 +29,8 @@ export function createRequestHandler(
   log: Logger,
   telemetry: WorkerTelemetry | null = null,
 ): (request: Request, server: Server<unknown>) => Promise<Response> {
-  const onCompleteError = (error: unknown, policy: Policy) =>
-    log.error("policy completion hook failed", { policy: policy.type, error });
+  const onCompleteError = (error: unknown, policy: Policy, exchange: Exchange) =>
+    log.error("policy completion hook failed", { policy: policy.type, request_id: exchange.requestId, error });
 
   return async function handle(request, server) {
     const startedAt = performance.now();

@@ -15,6 +15,8 @@ import type { Server, Subprocess } from "bun";
 import { startAdmin } from "../admin/server.ts";
 import { ConfigLoader, type LoadedConfig } from "../config/load.ts";
 import { formatError } from "../config/source.ts";
+import { AuditLog, configHash, type AuditActor } from "../observability/audit-log.ts";
+import type { ErrorLogOutput } from "../observability/error-log.ts";
 import type { Logger } from "../observability/logger.ts";
 import { readMetricsConfig } from "../observability/metrics/config.ts";
 import { NodeMetrics, SCRAPE_TIMEOUT_MS } from "../observability/metrics/node-metrics.ts";
@@ -62,6 +64,8 @@ export interface SupervisorOptions {
   file: string;
   workers: number | null;
   log: Logger;
+  /** The destination of `log`, pointed where each config's `observability.error_log` says. */
+  errorLog?: ErrorLogOutput;
 }
 
 /** Starts the gateway; resolves once every worker serves, exits the process if the start fails. */
@@ -95,6 +99,12 @@ class Supervisor {
   #pending: { generation: number; text: string } | null = null;
   #restarts = 0;
   #recentCrashes = 0;
+  readonly #audit = new AuditLog();
+  readonly #errorLog: ErrorLogOutput | null;
+  /** Who asked for the queued reload (several callers may share it). */
+  #queuedActors: AuditActor[] = [];
+  /** The text the last read of the config file returned (null: unreadable), for the audit hash. */
+  #lastRead: string | null = null;
   /** Worker snapshots, retired totals and the supervisor's own metrics. */
   readonly #metrics = new NodeMetrics();
   #scrapeId = 0;
@@ -103,6 +113,7 @@ class Supervisor {
     this.#file = resolve(options.file);
     this.#log = options.log;
     this.#requestedWorkers = options.workers;
+    this.#errorLog = options.errorLog ?? null;
   }
 
   #workerCountFor(loaded: LoadedConfig): number {
@@ -119,8 +130,10 @@ class Supervisor {
     this.#loaded = first.loaded;
     this.#text = first.text;
     this.#generation = 1;
+    this.#configureLogs();
 
-    process.on("SIGHUP", () => void this.reload("SIGHUP"));
+    process.on("SIGHUP", () => void this.reload("SIGHUP", { type: "signal", signal: "SIGHUP" }));
+    process.on("SIGUSR1", () => this.#reopenLogs());
     process.on("SIGTERM", () => void this.shutdown("SIGTERM"));
     process.on("SIGINT", () => void this.shutdown("SIGINT"));
 
@@ -161,8 +174,10 @@ class Supervisor {
 
   #load(): { ok: true; loaded: LoadedConfig; text: string } | { ok: false; errors: string[] } {
     let text: string;
+    this.#lastRead = null;
     try {
       text = readFileSync(this.#file, "utf8");
+      this.#lastRead = text;
     } catch (error) {
       return { ok: false, errors: [`${this.#file}: cannot read config file: ${(error as NodeJS.ErrnoException).code ?? error}`] };
     }
@@ -331,22 +346,27 @@ class Supervisor {
    * (the running one may have read the file before the latest edit); several queued
    * requests share one reload.
    */
-  reload(reason: string): Promise<ReloadResult> {
-    if (this.#stopping) return Promise.resolve({ ok: false, errors: ["shutting down"], generation: this.#generation });
+  reload(reason: string, actor: AuditActor = actorFor(reason, this.#file), alsoRequestedBy: AuditActor[] = []): Promise<ReloadResult> {
+    if (this.#stopping) return Promise.resolve(this.#audited({ ok: false, errors: ["shutting down"], generation: this.#generation }, actor, alsoRequestedBy));
     if (!this.#started) {
       this.#log.warn("reload ignored: the gateway is still starting", { reason });
-      return Promise.resolve({ ok: false, errors: ["still starting; try again"], generation: this.#generation });
+      return Promise.resolve(this.#audited({ ok: false, errors: ["still starting; try again"], generation: this.#generation }, actor, alsoRequestedBy));
     }
     if (this.#reloading) {
+      this.#queuedActors.push(actor, ...alsoRequestedBy);
       this.#queuedReload ??= this.#reloading.then(() => {
         this.#queuedReload = null;
-        return this.reload(reason);
+        const [first, ...others] = this.#queuedActors;
+        this.#queuedActors = [];
+        return this.reload(reason, first, others);
       });
       return this.#queuedReload;
     }
+    const oldGeneration = this.#generation;
+    const oldText = this.#text;
     this.#reloading = this.#reload(reason).then((result) => {
       this.#metrics.reloaded(result.ok);
-      return result;
+      return this.#audited(result, actor, alsoRequestedBy, oldGeneration, oldText, result.ok ? this.#text : this.#lastRead);
     }).finally(() => {
       this.#reloading = null;
     });
@@ -438,6 +458,46 @@ class Supervisor {
     this.#loaded = next.loaded;
     this.#text = next.text;
     this.#generation = generation;
+    this.#configureLogs();
+  }
+
+  /** Writes the audit record of a reload (to the audit log of the config in force after it). */
+  #audited(result: ReloadResult, who: AuditActor, others: AuditActor[], oldGeneration = this.#generation, oldText = this.#text, newText: string | null = null): ReloadResult {
+    this.#audit.record({
+      action: "reload",
+      who,
+      ...(others.length > 0 ? { also_requested_by: others } : {}),
+      result: result.ok ? "ok" : "failed",
+      ...(result.ok ? {} : { errors: result.errors }),
+      old_generation: oldGeneration,
+      new_generation: this.#generation,
+      old_config_sha256: configHash(oldText),
+      new_config_sha256: configHash(newText),
+    });
+    return result;
+  }
+
+  /** Points the supervisor's error log and audit log where the current config says. */
+  #configureLogs(): void {
+    const observability = this.#loaded.graph.observability;
+    this.#audit.configure(observability.audit_log);
+    this.#errorLog?.configure(observability.error_log);
+  }
+
+  /**
+   * SIGUSR1: log rotation. Workers reopen their access log files; the supervisor's own
+   * logs open their file for every line and need nothing.
+   */
+  #reopenLogs(): void {
+    const workers = [...this.#live];
+    this.#log.info("SIGUSR1: workers reopen their log files", { workers: workers.length });
+    for (const worker of workers) {
+      try {
+        worker.process.kill("SIGUSR1");
+      } catch (error) {
+        this.#log.warn("cannot signal worker", { pid: worker.process.pid, error });
+      }
+    }
   }
 
   /** Starts a fresh worker in `worker`'s slot and drains the old one. */
@@ -474,7 +534,7 @@ class Supervisor {
             // A missing file is the reload's to report.
           }
           if (text !== null && text === this.#text) return;
-          void this.reload("config file changed");
+          void this.reload("config file changed", { type: "file_watch", file: this.#file });
         }, WATCH_DEBOUNCE_MS);
       });
     } catch (error) {
@@ -546,8 +606,15 @@ class Supervisor {
         stopping: this.#stopping,
       }),
       config: () => ({ value: this.#loaded.config, secrets: this.#loaded.secrets }),
-      reload: (reason: string) => this.reload(reason),
+      reload: (reason: string, actor?: AuditActor) => this.reload(reason, actor),
       metrics: () => this.#scrapeMetrics(),
     };
   }
+}
+
+/** Who asked for a reload, from its reason when the caller did not say. */
+function actorFor(reason: string, file: string): AuditActor {
+  if (reason === "admin API") return { type: "admin_api", address: null };
+  if (reason === "config file changed") return { type: "file_watch", file };
+  return { type: "signal", signal: reason };
 }

@@ -8,6 +8,8 @@ import type { RuntimeGraph } from "../config/graph.ts";
 import { ConfigLoader } from "../config/load.ts";
 import { formatError } from "../config/source.ts";
 import { problem } from "../core/problem.ts";
+import { AccessLog } from "../observability/access-log.ts";
+import { ErrorLogOutput } from "../observability/error-log.ts";
 import { createLogger } from "../observability/logger.ts";
 import { RequestMetrics } from "../observability/metrics/request-metrics.ts";
 import { WorkerTelemetry } from "../observability/telemetry.ts";
@@ -29,7 +31,12 @@ const DRAIN_LINGER_MS = 100;
 
 /** Runs a worker until it is told to drain or is killed. */
 export function runWorker(): void {
-  const log = createLogger({ role: "worker", pid: process.pid });
+  // Log rotation: SIGUSR1 (forwarded by the supervisor) reopens the access log. Installed
+  // first, since an unhandled SIGUSR1 would end the process.
+  let reopenLogs = () => {};
+  process.on("SIGUSR1", () => reopenLogs());
+  const errorLog = new ErrorLogOutput();
+  const log = createLogger({ role: "worker", pid: process.pid }, errorLog.level, errorLog.write);
   const send = (message: FromWorker) => process.send?.(message);
   const loader = new ConfigLoader();
   // Telemetry parts (metrics, access log, tracing) are listed here once each.
@@ -39,7 +46,9 @@ export function runWorker(): void {
     send({ type: "metrics", id: null, snapshot });
     await Bun.sleep(50);
   });
-  const telemetry = new WorkerTelemetry([metrics, new Tracing(log)], log);
+  const accessLog = new AccessLog(log);
+  reopenLogs = () => accessLog.reopen();
+  const telemetry = new WorkerTelemetry([metrics, new Tracing(log), accessLog], log);
   let graph: RuntimeGraph | null = null;
   let generation = 0;
   let servers: Server<unknown>[] = [];
@@ -69,6 +78,7 @@ export function runWorker(): void {
     const previous = graph;
     graph = result.loaded.graph;
     generation = message.generation;
+    errorLog.configure(graph.observability.error_log);
     telemetry.configure(graph);
     if (servers.length === 0) {
       try {
@@ -124,8 +134,9 @@ export function runWorker(): void {
           : undefined,
         fetch,
         error(error) {
-          log.error("unhandled server error", { error: error.message });
-          return problem({ status: 500, kind: "internal", detail: "The gateway failed to handle this request.", requestId: crypto.randomUUID() });
+          const requestId = crypto.randomUUID();
+          log.error("unhandled server error", { request_id: requestId, error: error.message });
+          return problem({ status: 500, kind: "internal", detail: "The gateway failed to handle this request.", requestId });
         },
       });
     });
