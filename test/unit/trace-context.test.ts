@@ -177,6 +177,9 @@ describe("settings and OTLP JSON", () => {
       "turnpike.upstream.duration_ms": 1.25,
       "error.type": "503",
     });
+    // A request that started before the clock was made (a reload) still gets exact nanos.
+    expect(clock.unixNanos(999.9995)).toBe("1700000000122999500");
+    expect(clock.unixNanos(1000)).toBe("1700000000123000000");
     expect(second.name).toBe("GET");
     expect(second.status).toEqual({});
     expect(second.parentSpanId).toBeUndefined();
