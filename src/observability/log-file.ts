@@ -83,7 +83,7 @@ export class BufferedLogFile {
 
   /** Opens the path again after the current write (log rotation). */
   reopen(): void {
-    if (this.path === "stdout") return;
+    if (this.path === "stdout" || this.#closed) return;
     this.#reopenWanted = true;
     if (!this.#writing) this.#reopenNow();
   }
@@ -105,14 +105,15 @@ export class BufferedLogFile {
       }
     } else if (text.length > 0) this.#drop(countLines(text), "not open");
     if (this.dropped > 0) this.log.warn(`${this.label}: lines dropped in total`, { path: this.path, dropped: this.dropped });
-    if (this.#fd !== null && this.path !== "stdout") {
+    // A write still under way closes the file when it is done (see #writeChunks).
+    if (this.#fd !== null && this.path !== "stdout" && !this.#writing) {
       try {
         closeSync(this.#fd);
       } catch {
         // nothing left to do
       }
+      this.#fd = null;
     }
-    this.#fd = null;
   }
 
   #open(): void {
@@ -171,7 +172,10 @@ export class BufferedLogFile {
     this.#writing = true;
     const chunk = chunks[index]!;
     writeFd(fd, chunk, (error, written) => {
-      if (error || written < chunk.length) {
+      if (error && this.#closed) {
+        // Closing raced this write; what it held is counted, not reported again.
+        this.dropped += countLines(chunk.toString());
+      } else if (error || written < chunk.length) {
         // A short write only happens when the disk fills up; the rest of the batch is lost.
         let lost = countLines(chunk.subarray(error ? 0 : written).toString());
         for (let i = index + 1; i < chunks.length; i++) lost += countLines(chunks[i]!.toString());
@@ -185,7 +189,11 @@ export class BufferedLogFile {
         this.#droppedInEpisode = 0;
       }
       this.#writing = false;
-      if (this.#closed) return;
+      if (this.#closed) {
+        if (this.path !== "stdout") closeFd(fd, () => {});
+        this.#fd = null;
+        return;
+      }
       if (this.#reopenWanted) this.#reopenNow();
       // Lines that came during the write: send them now if a batch is full, else on time.
       if (this.#pendingBytes >= this.options.batchBytes) this.#flush();
