@@ -117,6 +117,12 @@ ${extraRoute}`;
     expect(roles.filter((r) => r === "supervisor").length).toBe(1);
     expect(parsed.find("turnpike_process_cpu_seconds_total").every((s) => s.value > 0)).toBe(true);
     expect(parsed.find("turnpike_build_info")).toHaveLength(1);
+
+    // GET /status gives the same node-wide counts.
+    const status = (await (await fetch(`${gateway.adminUrl}/status`)).json()) as { requests: Record<string, number> };
+    expect(status.requests.total).toBe(requestsOf(parsed));
+    expect(status.requests["5xx"]).toBe(7 + 4);
+    expect(status.requests["4xx"]).toBe(5);
   });
 
   test("scrapes during an in-place reload and a rolling restart succeed and never go backwards", async () => {

@@ -4,7 +4,7 @@
  * - `GET /healthz`: the supervisor is alive (200).
  * - `GET /readyz`: 200 when every worker of the current generation serves, else 503.
  * - `GET /config`: the effective config as JSON, secrets redacted.
- * - `GET /status`: version, uptime, workers, config generation.
+ * - `GET /status`: version, uptime, workers, config generation, request counts.
  * - `POST /reload`: reload the config file now (same as SIGHUP); 200 or 422 with errors.
  * - `GET /metrics`: Prometheus text format, merged over every worker (404 when disabled).
  */
@@ -19,7 +19,7 @@ export interface AdminSource {
   version: string;
   startedAt: number;
   ready(): boolean;
-  status(): Record<string, unknown>;
+  status(): Record<string, unknown> | Promise<Record<string, unknown>>;
   config(): { value: unknown; secrets: ReadonlySet<string> };
   /** `actor` names the caller for the audit log. */
   reload(reason: string, actor?: AuditActor): Promise<{ ok: boolean; errors: string[]; generation: number }>;
@@ -46,7 +46,7 @@ export function startAdmin(address: string, port: number, source: AdminSource): 
           return Response.json(redactConfig(value, secrets));
         }
         case "GET /status":
-          return Response.json(source.status());
+          return Response.json(await source.status());
         case "POST /reload": {
           const result = await source.reload("admin API", { type: "admin_api", address: server.requestIP(request)?.address ?? null });
           return Response.json(result, { status: result.ok ? 200 : 422 });

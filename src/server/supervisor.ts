@@ -595,7 +595,7 @@ class Supervisor {
       // Ready while at least one worker serves: the kernel only hands connections to
       // listening workers, so a worker being replaced does not stop the node serving.
       ready: () => this.#started && !this.#stopping && this.#workers.some((w) => w.ready),
-      status: () => ({
+      status: async () => ({
         version: VERSION,
         uptime_seconds: Math.round((Date.now() - this.#startedAt) / 1000),
         config_file: this.#file,
@@ -604,6 +604,8 @@ class Supervisor {
         worker_restarts: this.#restarts,
         draining_workers: [...this.#live].filter((w) => w.retiring).length,
         stopping: this.#stopping,
+        // Counted by the metrics; a fresh scrape of the workers makes them current.
+        requests: (await this.#scrapeMetrics()) === null ? null : this.#metrics.requestCounts,
       }),
       config: () => ({ value: this.#loaded.config, secrets: this.#loaded.secrets }),
       reload: (reason: string, actor?: AuditActor) => this.reload(reason, actor),

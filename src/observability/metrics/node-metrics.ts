@@ -66,6 +66,13 @@ export class NodeMetrics {
   }
 
   /** The merged exposition of the node. */
+  /** Requests answered by the node, by status class, as of the last `render`. */
+  get requestCounts(): Record<string, number> {
+    return this.#requestCounts;
+  }
+
+  #requestCounts: Record<string, number> = { total: 0 };
+
   render(state: NodeState): string {
     const now = performance.now();
     for (const [pid, exited] of this.#exited) {
@@ -85,6 +92,7 @@ export class NodeMetrics {
       processes.push({ ...last.process, role: "worker" });
     }
     mergeSnapshot(merged, this.#own(state, processes).snapshot());
+    this.#requestCounts = countByStatusClass(merged.get("turnpike_http_requests_total"));
     const comments = [`turnpike ${VERSION}: ${state.answered.size} of ${state.live.length} worker processes answered this scrape`];
     if (stale > 0) {
       comments.push(`${stale} worker process(es) did not answer within ${SCRAPE_TIMEOUT_MS} ms; their last snapshot (if any) is used`);
@@ -111,4 +119,18 @@ export class NodeMetrics {
     }
     return registry;
   }
+}
+
+/** Sums `turnpike_http_requests_total` over routes and methods, by status class and in all. */
+function countByStatusClass(family: MergedMetrics extends Map<string, infer F> ? F | undefined : never): Record<string, number> {
+  const counts: Record<string, number> = { total: 0 };
+  if (!family) return counts;
+  const classIndex = family.labelNames.indexOf("status_class");
+  for (const series of family.series.values()) {
+    const value = series.values[0] ?? 0;
+    counts.total! += value;
+    const statusClass = classIndex >= 0 ? series.labels[classIndex] : undefined;
+    if (statusClass) counts[statusClass] = (counts[statusClass] ?? 0) + value;
+  }
+  return counts;
 }
