@@ -2,8 +2,8 @@
  * Batches finished spans and POSTs them to an OTLP/HTTP JSON endpoint, off the request
  * path. The queue is bounded: when it is full a new span is dropped and counted. One
  * export runs at a time, each bounded by a timeout, so an unreachable or slow collector
- * costs dropped spans, never memory or request latency. Drops and failures are logged
- * at most once per interval.
+ * costs dropped spans, never memory or request latency. Drops and failures (including
+ * spans a collector reports as rejected) are logged at most once per interval.
  */
 import type { Logger } from "../logger.ts";
 import type { TracingSettings } from "./config.ts";
@@ -94,9 +94,13 @@ export class BatchSpanExporter {
         body,
         signal: AbortSignal.timeout(this.#settings.timeoutMs),
       });
-      // Read the answer so the connection can be reused.
-      await response.arrayBuffer();
+      // Read the answer so the connection can be reused; it may report rejected spans.
+      const answer = await response.text();
       if (!response.ok) this.#failed(batch.length, `collector answered ${response.status}`);
+      else {
+        const rejected = rejectedSpans(answer);
+        if (rejected > 0) this.#failed(Math.min(rejected, batch.length), `collector rejected ${rejected} spans`);
+      }
     } catch (error) {
       const name = (error as { name?: string }).name;
       const reason = name === "TimeoutError" ? `no answer within ${this.#settings.timeoutMs} ms` : describe(error);
@@ -120,6 +124,20 @@ export class BatchSpanExporter {
     this.#droppedQueueFull = 0;
     this.#droppedExportFailed = 0;
     this.#lastError = "";
+  }
+}
+
+/**
+ * Spans the collector refused in a successful answer (OTLP "partial success":
+ * `{"partialSuccess":{"rejectedSpans":"3","errorMessage":"..."}}`); 0 otherwise.
+ */
+export function rejectedSpans(answer: string): number {
+  if (!answer.includes("rejectedSpans")) return 0;
+  try {
+    const count = Number((JSON.parse(answer) as { partialSuccess?: { rejectedSpans?: unknown } }).partialSuccess?.rejectedSpans ?? 0);
+    return Number.isFinite(count) && count > 0 ? count : 0;
+  } catch {
+    return 0;
   }
 }
 

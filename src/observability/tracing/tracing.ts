@@ -89,7 +89,7 @@ export class Tracing implements TelemetryPart {
       route: exchange?.route?.name ?? null,
       status: outcome.response.status,
       scheme: exchange ? exchange.scheme : request.url.startsWith("https:") ? "https" : "http",
-      serverAddress: exchange ? exchange.url.hostname : hostOf(request.url),
+      serverAddress: withoutBrackets(exchange ? exchange.url.hostname : hostOf(request.url)),
       clientAddress: outcome.clientIp,
       requestId: outcome.requestId,
       upstream: exchange?.upstreamTarget ?? null,
@@ -131,6 +131,11 @@ function pathOf(url: string): string {
   if (start < 0) return "/";
   const query = url.indexOf("?", start);
   return query < 0 ? url.slice(start) : url.slice(start, query);
+}
+
+/** An IPv6 host as an address: `[::1]` → `::1`. */
+function withoutBrackets(host: string): string {
+  return host.charCodeAt(0) === 0x5b ? host.slice(1, host.indexOf("]")) : host;
 }
 
 /** Host (without port) of an absolute request URL, without parsing it. */
