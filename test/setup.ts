@@ -1,4 +1,5 @@
 /** Test preload: the integration tests drive the built binary, so build it if missing. */
+import { setDefaultTimeout } from "bun:test";
 import { existsSync } from "node:fs";
 import { BINARY } from "./helpers/gateway.ts";
 
@@ -6,3 +7,6 @@ if (!existsSync(BINARY)) {
   const build = Bun.spawnSync(["bun", "run", "build"], { cwd: `${import.meta.dir}/..`, stdio: ["ignore", "inherit", "inherit"] });
   if (build.exitCode !== 0) throw new Error("bun run build failed");
 }
+
+// Integration tests start real processes; 5 s (Bun's default) is too short on a busy machine.
+setDefaultTimeout(60_000);
