@@ -1,6 +1,8 @@
 import { describe, expect, test } from "bun:test";
 import { ConfigLoader } from "../src/config/load.ts";
-import { proxyConfig, UPSTREAM_BODY, upstreamConfig } from "./nginx.ts";
+import type { Measurement } from "./measure.ts";
+import { nginxAccessLogPath, proxyConfig, UPSTREAM_BODY, upstreamConfig } from "./nginx.ts";
+import { observabilityLines, observabilityVerdict, ratiosOf, type ScenarioResult } from "./report.ts";
 import { turnpikeConfig } from "./turnpike.ts";
 
 describe("bench configs", () => {
@@ -18,9 +20,34 @@ describe("bench configs", () => {
       expect(graph.admin.address).toBe("127.0.0.1");
       expect(result.loaded.config.routes.map((r) => r.name)).toEqual(["plain", "policies"]);
       expect(result.loaded.config.routes[1]!.policies!.map((p) => p.type)).toEqual(["headers", "request-size-limit"]);
+      // plain and policies measure the bare cost: no metrics, no access log.
+      expect(result.loaded.config.observability).toEqual({ metrics: { enabled: false } });
     } finally {
       graph.dispose();
     }
+  });
+
+  test("the second Turnpike turns on metrics and an access log to the given file", () => {
+    const result = new ConfigLoader().loadText(turnpikeConfig(18083, 19902, 18081, { accessLogPath: "/tmp/run/turnpike-access.log" }), "/tmp/bench.yaml");
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    try {
+      expect(result.loaded.config.observability).toEqual({
+        metrics: { enabled: true },
+        access_log: { enabled: true, path: "/tmp/run/turnpike-access.log" },
+      });
+      expect(result.loaded.graph.admin.port).toBe(19902);
+    } finally {
+      result.loaded.graph.dispose();
+    }
+  });
+
+  test("nginx's counterpart of the observability scenario is the plain proxy with an access log in the temp folder", () => {
+    const text = proxyConfig("/tmp/run", 18082, 18081);
+    expect(nginxAccessLogPath("/tmp/run")).toBe("/tmp/run/proxy-access.log");
+    const location = text.match(/location = \/observability \{([^}]*)\}/)?.[1] ?? "";
+    expect(location).toContain("access_log /tmp/run/proxy-access.log combined;");
+    expect(location).toContain("proxy_pass http://backend;");
+    expect(location).not.toContain("add_header");
   });
 
   test("both nginx roles listen on 127.0.0.1 only and keep their files in the temp folder", () => {
@@ -37,7 +64,47 @@ describe("bench configs", () => {
   test("the reference proxy pools upstream connections as the issue asks", () => {
     const text = proxyConfig("/tmp/run", 18082, 18081);
     expect(text).toMatch(/upstream backend \{\s*server 127\.0\.0\.1:18081;\s*keepalive 64;/);
-    expect(text.match(/proxy_http_version 1\.1;/g)?.length).toBe(2);
-    expect(text.match(/proxy_set_header Connection "";/g)?.length).toBe(2);
+    expect(text.match(/proxy_http_version 1\.1;/g)?.length).toBe(3);
+    expect(text.match(/proxy_set_header Connection "";/g)?.length).toBe(3);
+  });
+});
+
+function fakeRun(cpuPerRequest: number, requests = 100_000): Measurement {
+  const use = (perRequest: number) => ({ microseconds: perRequest * requests, perRequest, cores: 1 });
+  return {
+    url: "http://127.0.0.1/plain",
+    wrk: { requests, requestsPerSecond: requests / 10, latencyPercentilesUs: { "50": 1000, "99": 3000 } } as unknown as Measurement["wrk"],
+    wallSeconds: 10,
+    cpu: { proxy: use(cpuPerRequest), upstream: use(10), supervisor: use(0) },
+    errors: 0,
+    wrkCores: 0.5,
+    otherCores: 0,
+    stolenCores: 0,
+  };
+}
+
+function scenario(name: string, nginx: number, turnpike: number): ScenarioResult {
+  const [n, t] = [fakeRun(nginx), fakeRun(turnpike)];
+  return { name, description: name, nginx: n, turnpike: t, ratios: ratiosOf(n, t), rounds: { nginx: [n], turnpike: [t] } };
+}
+
+describe("telemetry goal", () => {
+  const log = { path: "x", runs: [{ lines: 100_010, requests: 100_000 }], lines: 100_010, requests: 100_000, ok: true };
+  const scrapes = { ok: 12, failed: 0, lastBytes: 5000 };
+
+  test("observability / plain of Turnpike at most 1.10 passes, with nginx's ratio beside it", () => {
+    const verdict = observabilityVerdict(scenario("plain", 20, 60), scenario("observability", 22, 65), log, scrapes);
+    expect(verdict.ratio).toBeCloseTo(65 / 60, 6);
+    expect(verdict.pass).toBe(true);
+    expect(verdict.nginxRatio).toBeCloseTo(1.1, 6);
+    const text = observabilityLines(verdict).join("\n");
+    expect(text).toContain("**PASS**");
+    expect(text).toContain("100,010 lines written during the measured runs for 100,000 requests");
+  });
+
+  test("more than 10 % extra fails", () => {
+    const verdict = observabilityVerdict(scenario("plain", 20, 60), scenario("observability", 21, 66.6), log, scrapes);
+    expect(verdict.pass).toBe(false);
+    expect(observabilityLines(verdict).join("\n")).toContain("**FAIL**");
   });
 });

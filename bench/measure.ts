@@ -57,13 +57,21 @@ export interface LoadSettings {
 }
 
 /** Warms up `url`, then measures it while reading the CPU time of `watched`. */
-export async function measure(url: string, watched: readonly Watched[], load: LoadSettings, processes: Processes): Promise<Measurement> {
+export async function measure(
+  url: string,
+  watched: readonly Watched[],
+  load: LoadSettings,
+  processes: Processes,
+  /** Called after the warm-up, just before the CPU readings and the measured wrk run. */
+  beforeRun?: () => void,
+): Promise<Measurement> {
   const run = { url, threads: load.threads, connections: load.connections };
   if (load.warmupSeconds > 0) {
     await runWrk(load.wrk, { ...run, durationSeconds: load.warmupSeconds }, processes);
     // Let connections the warm-up left behind close before the clock starts.
     await Bun.sleep(250);
   }
+  beforeRun?.();
   const before = watched.map((w) => cpuTicks(w.pid));
   const machineBefore = machineTicks();
   const harnessBefore = process.cpuUsage();

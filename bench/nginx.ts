@@ -64,9 +64,16 @@ ${httpCommon(dir, "upstream")}
 `;
 }
 
+/** Access log of the reference proxy's `/observability` location, in the run's folder. */
+export function nginxAccessLogPath(dir: string): string {
+  return join(dir, "proxy-access.log");
+}
+
 /**
  * Config of the reference proxy: `/plain` is a bare proxy_pass; `/policies` adds what
- * Turnpike's policy scenario does (a request header, a body size limit, a response header).
+ * Turnpike's policy scenario does (a request header, a body size limit, a response header);
+ * `/observability` is `/plain` with an access log to a file (nginx's counterpart of
+ * Turnpike with metrics and an access log).
  */
 export function proxyConfig(dir: string, port: number, upstreamPort: number): string {
   const pass = `proxy_pass http://backend;
@@ -89,6 +96,10 @@ ${httpCommon(dir, "proxy")}
       ${pass}
       proxy_set_header ${POLICY_REQUEST_HEADER} on;
       add_header cache-control no-store;
+    }
+    location = /observability {
+      access_log ${nginxAccessLogPath(dir)} combined;
+      ${pass}
     }
   }
 }

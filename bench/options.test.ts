@@ -1,7 +1,7 @@
 import { describe, expect, test } from "bun:test";
 import { parseOptions, UsageError } from "./options.ts";
 
-const SCENARIOS = ["plain", "policies"];
+const SCENARIOS = ["plain", "observability", "policies"];
 const parse = (argv: string[], env: Record<string, string> = {}) => parseOptions(argv, env, SCENARIOS, "results");
 
 describe("bench options", () => {
@@ -12,7 +12,7 @@ describe("bench options", () => {
       connections: 50,
       threads: 1,
       rounds: 1,
-      scenarios: ["plain", "policies"],
+      scenarios: ["plain", "observability", "policies"],
       quick: false,
       rebuild: false,
       resultsDir: "results",
@@ -32,6 +32,7 @@ describe("bench options", () => {
 
   test("--scenarios picks and orders scenarios; --no-save writes nothing", () => {
     expect(parse(["--scenarios", "policies", "--no-save"])).toMatchObject({ scenarios: ["policies"], resultsDir: null });
+    expect(parse(["--scenarios", "observability,plain"])).toMatchObject({ scenarios: ["observability", "plain"] });
   });
 
   test("--help asks for the usage text", () => {

@@ -44,6 +44,8 @@ export interface BenchResult {
     clockTicksPerSecond: number;
     upstreamBodyBytes: number;
     turnpikeWorkers: 1;
+    /** Telemetry of the Turnpike measured (off but in the observability scenario). */
+    turnpikeTelemetry?: string;
   };
   environment: {
     cpuCount: number;
@@ -71,7 +73,99 @@ export interface BenchResult {
    * the figure the product goal is stated in. Null unless both scenarios ran.
    */
   policyChainVsNginxPlain: number | null;
+  /** The telemetry goal (observability / plain, Turnpike); null unless both scenarios ran. */
+  observability?: ObservabilityVerdict | null;
   warnings: string[];
+}
+
+/** The goal: full metrics plus an access log to a file add at most this much CPU per request. */
+export const OBSERVABILITY_GOAL = 1.1;
+
+/** `GET /metrics` scrapes made during the observability runs. */
+export interface Scrapes {
+  ok: number;
+  failed: number;
+  /** Size of the last answer, characters. */
+  lastBytes: number;
+}
+
+/** Lines the access log gained during each measured run, against the requests wrk completed. */
+export interface AccessLogCheck {
+  path: string;
+  runs: { lines: number; requests: number }[];
+  lines: number;
+  requests: number;
+  /** Every run logged within 1 % (or 100 lines) of the requests wrk completed. */
+  ok: boolean;
+}
+
+/** Turnpike's plain route with telemetry (metrics + access log) against without, same run. */
+export interface ObservabilityVerdict {
+  turnpikePlainCpuPerRequest: number;
+  turnpikeObservabilityCpuPerRequest: number;
+  /** observability / plain, Turnpike; at most OBSERVABILITY_GOAL passes. */
+  ratio: number;
+  /** The extra CPU per request, percent of plain. */
+  addedPercent: number;
+  goal: number;
+  pass: boolean;
+  nginxPlainCpuPerRequest: number;
+  nginxAccessLogCpuPerRequest: number;
+  nginxRatio: number;
+  accessLog: AccessLogCheck;
+  scrapes: Scrapes;
+}
+
+export function observabilityVerdict(plain: ScenarioResult, observability: ScenarioResult, accessLog: AccessLogCheck, scrapes: Scrapes): ObservabilityVerdict {
+  const bare = plain.turnpike.cpu.proxy!.perRequest;
+  const full = observability.turnpike.cpu.proxy!.perRequest;
+  const ratio = full / bare;
+  return {
+    turnpikePlainCpuPerRequest: bare,
+    turnpikeObservabilityCpuPerRequest: full,
+    ratio,
+    addedPercent: (ratio - 1) * 100,
+    goal: OBSERVABILITY_GOAL,
+    pass: ratio <= OBSERVABILITY_GOAL,
+    nginxPlainCpuPerRequest: plain.nginx.cpu.proxy!.perRequest,
+    nginxAccessLogCpuPerRequest: observability.nginx.cpu.proxy!.perRequest,
+    nginxRatio: observability.nginx.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest,
+    accessLog,
+    scrapes,
+  };
+}
+
+/** The markdown lines of the telemetry goal. */
+export function observabilityLines(v: ObservabilityVerdict): string[] {
+  const pct = (value: number) => `${value >= 0 ? "+" : ""}${fixed(value, 1)} %`;
+  return [
+    `Telemetry cost (goal: full metrics plus an access log to a file add at most ${fixed((v.goal - 1) * 100, 0)} % CPU per request to the plain route):`,
+    "",
+    table(
+      ["proxy", "plain CPU µs/req", "observability CPU µs/req", "observability / plain", "verdict"],
+      [
+        [
+          "Turnpike (telemetry off / metrics + access log + scrapes)",
+          fixed(v.turnpikePlainCpuPerRequest, 1),
+          fixed(v.turnpikeObservabilityCpuPerRequest, 1),
+          `${times(v.ratio)} (${pct(v.addedPercent)})`,
+          v.pass ? `**PASS** (≤ ${times(v.goal)})` : `**FAIL** (> ${times(v.goal)})`,
+        ],
+        [
+          "nginx (access_log off / access_log to a file)",
+          fixed(v.nginxPlainCpuPerRequest, 1),
+          fixed(v.nginxAccessLogCpuPerRequest, 1),
+          `${times(v.nginxRatio)} (${pct((v.nginxRatio - 1) * 100)})`,
+          "–",
+        ],
+      ],
+    ),
+    "",
+    `Access log check: ${grouped(v.accessLog.lines)} lines written during the measured runs for ${grouped(v.accessLog.requests)} requests wrk completed ` +
+      `(${v.accessLog.runs.map((r) => `${grouped(r.lines)} / ${grouped(r.requests)}`).join(", ")}): ${v.accessLog.ok ? "OK" : "MISMATCH"}. ` +
+      `GET /metrics scraped ${v.scrapes.ok} times (${v.scrapes.failed} failed), last answer ${grouped(v.scrapes.lastBytes)} bytes.`,
+    "",
+  ];
 }
 
 /** Turnpike / nginx for one scenario. */
@@ -140,7 +234,7 @@ export function toMarkdown(result: BenchResult): string {
     "",
     `Load: \`${s.wrkCommand}\` on 127.0.0.1 after a ${s.warmupSeconds} s warm-up of the same kind. Upstream: nginx answering ` +
       `${s.upstreamBodyBytes} bytes of JSON. Reference: nginx proxy_pass (1 process, upstream keepalive 64). ` +
-      `Turnpike: \`--workers ${s.turnpikeWorkers}\`. CPU is utime + stime of the whole process (all threads) over the run, ` +
+      `Turnpike: \`--workers ${s.turnpikeWorkers}\`, telemetry off (\`observability.metrics.enabled: false\`, no access log) except in the observability scenario. CPU is utime + stime of the whole process (all threads) over the run, ` +
       `divided by the requests wrk completed. \"other cores\": CPU busy with anything else on the machine during the run ` +
       `(other programs, unattributed kernel work, hypervisor steal); well above 0.1 means the run was disturbed.`,
     "",
@@ -165,6 +259,7 @@ export function toMarkdown(result: BenchResult): string {
   if (result.policyChainVsNginxPlain !== null) {
     lines.push(`Turnpike with the policy chain vs nginx's plain proxy, CPU per request: ${times(result.policyChainVsNginxPlain)}.`, "");
   }
+  if (result.observability) lines.push(...observabilityLines(result.observability));
   lines.push(`Turnpike supervisor CPU during the Turnpike runs: ${supervisor}.`, "");
   lines.push(
     `Memory: Turnpike worker ${mib(memory.turnpikeWorkerIdleRss)} MiB RSS idle (peak ${mib(memory.turnpikeWorkerPeakRss)} MiB after the runs), ` +

@@ -8,16 +8,25 @@
  * Every process it starts is stopped on the way out, also on error or Ctrl-C.
  * See bench/README.md.
  */
-import { mkdtempSync, rmSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { measure, type LoadSettings, type Measurement, type Watched } from "./measure.ts";
-import { ECHO_HEADER, POLICY_REQUEST_HEADER, proxyConfig, startNginx, upstreamConfig, UPSTREAM_BODY } from "./nginx.ts";
+import { ECHO_HEADER, nginxAccessLogPath, POLICY_REQUEST_HEADER, proxyConfig, startNginx, upstreamConfig, UPSTREAM_BODY } from "./nginx.ts";
 import { parseOptions, USAGE, UsageError, type BenchOptions } from "./options.ts";
 import { clockTicksPerSecond, memoryKiB, Processes } from "./processes.ts";
-import { ratiosOf, toMarkdown, writeResults, type BenchResult, type ScenarioResult } from "./report.ts";
+import {
+  observabilityVerdict,
+  ratiosOf,
+  toMarkdown,
+  writeResults,
+  type AccessLogCheck,
+  type BenchResult,
+  type ScenarioResult,
+  type Scrapes,
+} from "./report.ts";
 import { ensureBinary, ensureTools, firstLine } from "./tools.ts";
-import { startTurnpike } from "./turnpike.ts";
+import { startTurnpike, type TurnpikeProcess } from "./turnpike.ts";
 
 const REPO = resolve(import.meta.dir, "..");
 /** Cores busy with other work above which a run is reported as disturbed. */
@@ -33,6 +42,10 @@ interface Scenario {
   expectResponseHeader: [string, string] | null;
   /** Whether the request header set by the policy must reach the upstream. */
   expectPolicyHeader: boolean;
+  /** nginx's path when it differs from `path` (its counterpart location). */
+  nginxPath?: string;
+  /** Which Turnpike serves it: the one with telemetry off, or the one with metrics and an access log. */
+  turnpike: "bare" | "telemetry";
 }
 
 const SCENARIOS: Scenario[] = [
@@ -42,6 +55,19 @@ const SCENARIOS: Scenario[] = [
     description: "GET forwarded as is. nginx: proxy_pass; Turnpike: a route with no policy.",
     expectResponseHeader: null,
     expectPolicyHeader: false,
+    turnpike: "bare",
+  },
+  {
+    name: "observability",
+    path: "/plain",
+    nginxPath: "/observability",
+    description:
+      "`/plain` on a second Turnpike (its own ports, `--workers 1`) with metrics on and an access log to a file, " +
+      "`GET /metrics` scraped on its admin port once a second during its runs; the Turnpike of the other scenarios " +
+      "runs with telemetry off. nginx: the plain proxy_pass with `access_log` to a file.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "telemetry",
   },
   {
     name: "policies",
@@ -52,6 +78,7 @@ const SCENARIOS: Scenario[] = [
       "Turnpike: `headers` and `request-size-limit` policies and route `response_headers`.",
     expectResponseHeader: ["cache-control", "no-store"],
     expectPolicyHeader: true,
+    turnpike: "bare",
   },
 ];
 
@@ -86,6 +113,56 @@ async function checkAnswer(proxy: string, url: string, scenario: Scenario): Prom
   if (problems.length > 0) throw new Error(`${proxy} ${url} does not answer as expected: ${problems.join("; ")}`);
 }
 
+/** Newlines in `path` from byte `from` to byte `to`. */
+function linesBetween(path: string, from: number, to: number): number {
+  const fd = openSync(path, "r");
+  try {
+    const buffer = Buffer.alloc(1 << 20);
+    let lines = 0;
+    for (let at = from; at < to; ) {
+      const read = readSync(fd, buffer, 0, Math.min(buffer.length, to - at), at);
+      if (read <= 0) break;
+      for (let i = 0; i < read; i++) if (buffer[i] === 10) lines++;
+      at += read;
+    }
+    return lines;
+  } finally {
+    closeSync(fd);
+  }
+}
+
+const sizeOf = (path: string) => {
+  try {
+    return statSync(path).size;
+  } catch {
+    return 0;
+  }
+};
+
+/** Scrapes `GET /metrics` once a second, as Prometheus would, until stopped. */
+function startScraping(adminUrl: string, scrapes: Scrapes): () => Promise<void> {
+  let busy: Promise<void> = Promise.resolve();
+  const scrape = async () => {
+    try {
+      const response = await fetch(`${adminUrl}/metrics`);
+      const text = await response.text();
+      if (response.status === 200 && text.includes("# TYPE")) {
+        scrapes.ok++;
+        scrapes.lastBytes = text.length;
+      } else scrapes.failed++;
+    } catch {
+      scrapes.failed++;
+    }
+  };
+  const timer = setInterval(() => {
+    busy = scrape();
+  }, 1000);
+  return async () => {
+    clearInterval(timer);
+    await busy;
+  };
+}
+
 function gitCommit(): string {
   const head = Bun.spawnSync(["git", "rev-parse", "--short", "HEAD"], { cwd: REPO, stdout: "pipe", stderr: "ignore" });
   const dirty = Bun.spawnSync(["git", "status", "--porcelain", "--", "src"], { cwd: REPO, stdout: "pipe", stderr: "ignore" });
@@ -111,16 +188,43 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   }
   if (options.quick) warnings.push("Quick run: short runs give rough numbers; use the default mode for figures to compare.");
 
-  const ports = { upstream: freePort(), nginx: freePort(), turnpike: freePort(), admin: freePort() };
+  const scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.name));
+  const withTelemetry = scenarios.some((s) => s.turnpike === "telemetry");
+  const ports = { upstream: freePort(), nginx: freePort(), turnpike: freePort(), admin: freePort(), telemetry: freePort(), telemetryAdmin: freePort() };
   console.log(`Starting the upstream, nginx and Turnpike (temp files in ${dir})`);
   const upstream = await startNginx(tools.nginx, processes, dir, "upstream", ports.upstream, upstreamConfig(dir, ports.upstream), "/");
   const nginx = await startNginx(tools.nginx, processes, dir, "proxy", ports.nginx, proxyConfig(dir, ports.nginx, ports.upstream), "/plain");
   const turnpike = await startTurnpike(BINARY, processes, dir, { port: ports.turnpike, adminPort: ports.admin, upstreamPort: ports.upstream });
+  const accessLogPath = join(dir, "turnpike-access.log");
+  let telemetry: TurnpikeProcess | null = null;
+  if (withTelemetry) {
+    telemetry = await startTurnpike(
+      BINARY,
+      processes,
+      dir,
+      { port: ports.telemetry, adminPort: ports.telemetryAdmin, upstreamPort: ports.upstream },
+      "turnpike-telemetry",
+      { accessLogPath },
+    );
+  }
+  const turnpikeFor = (scenario: Scenario) => (scenario.turnpike === "telemetry" ? telemetry! : turnpike);
 
-  const scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.name));
   for (const scenario of scenarios) {
-    await checkAnswer("nginx", nginx.url + scenario.path, scenario);
-    await checkAnswer("Turnpike", turnpike.url + scenario.path, scenario);
+    await checkAnswer("nginx", nginx.url + (scenario.nginxPath ?? scenario.path), scenario);
+    await checkAnswer("Turnpike", turnpikeFor(scenario).url + scenario.path, scenario);
+  }
+  // The bare Turnpike must not serve metrics (telemetry off); the other must, and log.
+  {
+    const bare = await fetch(`http://127.0.0.1:${ports.admin}/metrics`);
+    await bare.arrayBuffer();
+    if (bare.status === 200) throw new Error("the Turnpike with telemetry off serves GET /metrics; its config did not turn metrics off");
+    if (telemetry) {
+      const scraped = await fetch(`${telemetry.adminUrl}/metrics`);
+      const text = await scraped.text();
+      if (scraped.status !== 200 || !text.includes("# TYPE")) throw new Error(`the Turnpike with telemetry answers GET /metrics with ${scraped.status}`);
+      await Bun.sleep(500);
+      if (linesBetween(accessLogPath, 0, sizeOf(accessLogPath)) < 1) throw new Error(`the Turnpike with telemetry wrote no access log line to ${accessLogPath}`);
+    }
   }
   const idle = {
     worker: memoryKiB(turnpike.workerPid).rss,
@@ -143,17 +247,40 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   const upstreamWatch: Watched = { name: "upstream", pid: upstream.pid };
   const results: ScenarioResult[] = [];
   const nginxWatch: Watched[] = [{ name: "proxy", pid: nginx.pid }, upstreamWatch];
-  const turnpikeWatch: Watched[] = [{ name: "proxy", pid: turnpike.workerPid }, upstreamWatch, { name: "supervisor", pid: turnpike.supervisorPid }];
+  const watchOf = (t: TurnpikeProcess): Watched[] => [{ name: "proxy", pid: t.workerPid }, upstreamWatch, { name: "supervisor", pid: t.supervisorPid }];
+  const scrapes: Scrapes = { ok: 0, failed: 0, lastBytes: 0 };
+  const accessLogRuns: AccessLogCheck["runs"] = [];
   for (const scenario of scenarios) {
+    const target = turnpikeFor(scenario);
+    const turnpikeWatch = watchOf(target);
+    const nginxUrl = nginx.url + (scenario.nginxPath ?? scenario.path);
     const rounds: { nginx: Measurement[]; turnpike: Measurement[] } = { nginx: [], turnpike: [] };
     for (let round = 1; round <= options.rounds; round++) {
       const tag = options.rounds > 1 ? `[${scenario.name} ${round}/${options.rounds}]` : `[${scenario.name}]`;
       console.log(`\n${tag} nginx: warm-up ${load.warmupSeconds} s, run ${load.durationSeconds} s`);
-      const onNginx = await measure(nginx.url + scenario.path, nginxWatch, load, processes);
+      const onNginx = await measure(nginxUrl, nginxWatch, load, processes);
       console.log(`${tag} nginx: ${line(onNginx)}`);
       console.log(`${tag} Turnpike: warm-up ${load.warmupSeconds} s, run ${load.durationSeconds} s`);
-      const onTurnpike = await measure(turnpike.url + scenario.path, turnpikeWatch, load, processes);
-      console.log(`${tag} Turnpike: ${line(onTurnpike)}`);
+      let onTurnpike: Measurement;
+      if (scenario.turnpike === "telemetry") {
+        const stopScraping = startScraping(target.adminUrl, scrapes);
+        let logBytesAtStart = 0;
+        try {
+          onTurnpike = await measure(target.url + scenario.path, turnpikeWatch, load, processes, () => {
+            logBytesAtStart = sizeOf(accessLogPath);
+          });
+        } finally {
+          await stopScraping();
+        }
+        // The log is written in batches (flushed every 100 ms by default): let the last one land.
+        await Bun.sleep(600);
+        const lines = linesBetween(accessLogPath, logBytesAtStart, sizeOf(accessLogPath));
+        accessLogRuns.push({ lines, requests: onTurnpike.wrk.requests });
+        console.log(`${tag} Turnpike: ${line(onTurnpike)}; access log +${lines} lines for ${onTurnpike.wrk.requests} requests`);
+      } else {
+        onTurnpike = await measure(target.url + scenario.path, turnpikeWatch, load, processes);
+        console.log(`${tag} Turnpike: ${line(onTurnpike)}`);
+      }
       rounds.nginx.push(onNginx);
       rounds.turnpike.push(onTurnpike);
     }
@@ -182,6 +309,20 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
 
   const plain = results.find((r) => r.name === "plain");
   const policies = results.find((r) => r.name === "policies");
+  const withLogs = results.find((r) => r.name === "observability");
+  const accessLog: AccessLogCheck | null = withLogs
+    ? {
+        path: "turnpike-access.log in the run's temp folder",
+        runs: accessLogRuns,
+        lines: accessLogRuns.reduce((sum, r) => sum + r.lines, 0),
+        requests: accessLogRuns.reduce((sum, r) => sum + r.requests, 0),
+        ok: accessLogRuns.every((r) => r.requests > 0 && Math.abs(r.lines - r.requests) <= Math.max(100, 0.01 * r.requests)),
+      }
+    : null;
+  if (accessLog && !accessLog.ok) {
+    warnings.push(`observability: the access log has ${accessLog.lines} lines for ${accessLog.requests} requests wrk completed; the scenario did not log every request.`);
+  }
+  if (withLogs && scrapes.failed > 0) warnings.push(`observability: ${scrapes.failed} of ${scrapes.ok + scrapes.failed} scrapes of GET /metrics failed.`);
   const cpuModel = cpus()[0]?.model.trim() ?? "unknown CPU";
   return {
     format: "turnpike-bench/1",
@@ -198,6 +339,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
       clockTicksPerSecond: load.clockTicksPerSecond,
       upstreamBodyBytes: Buffer.byteLength(UPSTREAM_BODY),
       turnpikeWorkers: 1,
+      turnpikeTelemetry: "off (observability.metrics.enabled: false, no access log), except in the observability scenario",
     },
     environment: {
       cpuCount: cpus().length,
@@ -219,6 +361,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     },
     scenarios: results,
     policyChainVsNginxPlain: plain && policies ? policies.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
+    observability: plain && withLogs ? observabilityVerdict(plain, withLogs, accessLog!, scrapes) : null,
     warnings,
   };
 }
@@ -256,7 +399,7 @@ async function main(): Promise<number> {
   // The whole run is bounded: the installs and build have their own limits, and the
   // measurements get their expected time plus a generous margin.
   const perRun = options.warmupSeconds + options.durationSeconds + 25;
-  const budgetMs = (options.scenarios.length * options.rounds * 2 * perRun + 20 * 60) * 1000;
+  const budgetMs = (options.scenarios.length * options.rounds * 2 * (perRun + 1) + 20 * 60) * 1000;
   const watchdog = setTimeout(() => void stopEverything(1, `still running after ${budgetMs / 1000} s`), budgetMs);
 
   let ok = false;

@@ -14,7 +14,18 @@ import { waitUntil } from "./wait.ts";
  * `headers` policy setting a request header, `request-size-limit`, and route-level
  * `response_headers`), the same work nginx's `/policies` location does.
  */
-export function turnpikeConfig(port: number, adminPort: number, upstreamPort: number): string {
+export function turnpikeConfig(port: number, adminPort: number, upstreamPort: number, telemetry: Telemetry | null = null): string {
+  // Without telemetry the worker neither counts nor logs: \`plain\` is the bare cost.
+  const observability = telemetry
+    ? `observability:
+  metrics: { enabled: true }
+  access_log:
+    enabled: true
+    path: ${JSON.stringify(telemetry.accessLogPath)}
+`
+    : `observability:
+  metrics: { enabled: false }
+`;
   return `# Written by Turnpike's bench/run.ts; removed after the run.
 listeners:
   - name: bench
@@ -25,7 +36,7 @@ admin:
   port: ${adminPort}
 server:
   drain_timeout: 2s
-upstreams:
+${observability}upstreams:
   backend:
     targets: [http://127.0.0.1:${upstreamPort}]
 routes:
@@ -45,12 +56,19 @@ routes:
 `;
 }
 
+/** Telemetry of the second Turnpike (the \`observability\` scenario): metrics on, access log to a file. */
+export interface Telemetry {
+  accessLogPath: string;
+}
+
 /** A running Turnpike: the supervisor and its one worker. */
 export interface TurnpikeProcess {
   child: Subprocess;
   supervisorPid: number;
   workerPid: number;
   url: string;
+  /** Base URL of its admin API (GET /metrics, /readyz). */
+  adminUrl: string;
   log: string;
 }
 
@@ -60,35 +78,37 @@ export async function startTurnpike(
   processes: Processes,
   dir: string,
   ports: { port: number; adminPort: number; upstreamPort: number },
+  name = "turnpike",
+  telemetry: Telemetry | null = null,
 ): Promise<TurnpikeProcess> {
-  const configPath = join(dir, "turnpike.yaml");
-  const log = join(dir, "turnpike.log");
-  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort));
+  const configPath = join(dir, `${name}.yaml`);
+  const log = join(dir, `${name}.log`);
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry));
   // The bench must not inherit a role or log level meant for something else.
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
     if (value !== undefined && !name.startsWith("TURNPIKE_")) env[name] = value;
   }
   env.TURNPIKE_LOG_LEVEL = "info";
-  const child = processes.spawn("turnpike", [binary, "run", configPath, "--workers", "1"], {
+  const child = processes.spawn(name, [binary, "run", configPath, "--workers", "1"], {
     cwd: dir,
     env,
-    stdout: Bun.file(join(dir, "turnpike.out")),
+    stdout: Bun.file(join(dir, `${name}.out`)),
     // Turnpike logs JSON lines on stderr.
     stderr: Bun.file(log),
   });
   const admin = `http://127.0.0.1:${ports.adminPort}`;
-  await waitUntil("turnpike", 20_000, child, log, async () => {
+  await waitUntil(name, 20_000, child, log, async () => {
     const response = await fetch(`${admin}/readyz`);
     await response.arrayBuffer();
     return response.status === 200;
   });
   let workers: number[] = [];
-  await waitUntil("turnpike's worker process", 5_000, child, log, async () => {
+  await waitUntil(`${name}'s worker process`, 5_000, child, log, async () => {
     workers = childrenOf(child.pid);
     return workers.length === 1;
   });
   const workerPid = workers[0]!;
   processes.adopt(child, workerPid);
-  return { child, supervisorPid: child.pid, workerPid, url: `http://127.0.0.1:${ports.port}`, log };
+  return { child, supervisorPid: child.pid, workerPid, url: `http://127.0.0.1:${ports.port}`, adminUrl: admin, log };
 }
