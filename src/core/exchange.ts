@@ -3,6 +3,7 @@
  * Policies read and change it; the pipeline carries it from phase to phase.
  */
 import type { CompiledRoute } from "../router/types.ts";
+import type { Consumer } from "./consumer.ts";
 
 /** One request in flight through the gateway. */
 export interface Exchange {
@@ -38,6 +39,8 @@ export interface Exchange {
   /** `performance.now()` when the upstream call started and when its headers arrived (0: not yet). */
   upstreamStartedAt: number;
   upstreamHeadersAt: number;
+  /** Who is calling, once an authentication policy identified the caller; null when anonymous. */
+  consumer: Consumer | null;
   /** Free-form per-request state for policies (keyed by policy name). */
   state: Map<string, unknown>;
 }
