@@ -38,6 +38,12 @@ export interface Exchange {
   /** `performance.now()` when the upstream call started and when its headers arrived (0: not yet). */
   upstreamStartedAt: number;
   upstreamHeadersAt: number;
+  /**
+   * Policy decisions for the access log, as `<policy type>:<decision>` (e.g. `cors:preflight`,
+   * `rate-limit:reject`); null until one is recorded. A policy that answers instead of the
+   * upstream is recorded as `<type>:answered` unless it recorded a decision of its own.
+   */
+  decisions: string[] | null;
   /** Free-form per-request state for policies (keyed by policy name). */
   state: Map<string, unknown>;
 }

@@ -65,6 +65,7 @@ export function createRequestHandler(
         body: request.body,
         bodyFailure: null,
         startedAt: performance.now(),
+        decisions: null,
         state: new Map(),
         upstreamTarget: null,
         upstreamStartedAt: 0,
