@@ -41,6 +41,12 @@ export interface Exchange {
   upstreamHeadersAt: number;
   /** Who is calling, once an authentication policy identified the caller; null when anonymous. */
   consumer: Consumer | null;
+  /**
+   * Policy decisions for the access log, as `<policy type>:<decision>` (e.g. `cors:preflight`,
+   * `rate-limit:reject`); null until one is recorded. A policy that answers instead of the
+   * upstream is recorded as `<type>:answered` unless it recorded a decision of its own.
+   */
+  decisions: string[] | null;
   /** Free-form per-request state for policies (keyed by policy name). */
   state: Map<string, unknown>;
 }

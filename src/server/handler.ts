@@ -66,6 +66,7 @@ export function createRequestHandler(
         body: request.body,
         bodyFailure: null,
         startedAt: performance.now(),
+        decisions: null,
         state: new Map(),
         upstreamTarget: null,
         upstreamStartedAt: 0,

@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { compileCondition, compileValueMatch, type ConditionConfig } from "../../src/core/condition.ts";
 import type { Exchange } from "../../src/core/exchange.ts";
 import { compileCidrList, parseAddress, parseCidr } from "../../src/core/net.ts";
-import { runCompletion, runPipeline, type Step } from "../../src/core/pipeline.ts";
+import { recordDecision, runCompletion, runPipeline, type Step } from "../../src/core/pipeline.ts";
 import type { Policy } from "../../src/core/policy.ts";
 import { parseDuration, parseSize } from "../../src/core/units.ts";
 
@@ -30,6 +30,7 @@ function exchangeFor(url: string, init: { method?: string; headers?: Record<stri
     body: null,
     bodyFailure: null,
     startedAt: 0,
+    decisions: null,
     state: new Map(),
   };
 }
@@ -146,6 +147,31 @@ describe("pipeline phase order", () => {
     expect(log).not.toContain("proxy");
     expect(log).not.toContain("request route2");
     expect(log.filter((entry) => entry.startsWith("response"))).toEqual(["response route1", "response pre1"]);
+  });
+
+  test("the policy that answered is recorded as a decision unless it recorded one of its own", async () => {
+    const quiet = exchangeFor("http://gw/x");
+    await run([fake([], "pre1")], [fake([], "guard", { answer: 401 })], [], [], quiet);
+    expect(quiet.decisions).toEqual(["guard:answered"]);
+
+    const passed = exchangeFor("http://gw/x");
+    await run([fake([], "pre1")], [fake([], "route1")], [], [], passed);
+    expect(passed.decisions).toBeNull();
+
+    const explicit = exchangeFor("http://gw/x");
+    const limiter: Step = {
+      policy: {
+        type: "rate-limit",
+        onRequest: (exchange) => {
+          recordDecision(exchange, "rate-limit", "reject");
+          return new Response(null, { status: 429 });
+        },
+      },
+      when: null,
+    };
+    const cors: Step = { policy: { type: "cors", onRequest: (exchange) => void recordDecision(exchange, "cors", "allow") }, when: null };
+    await run([cors], [limiter], [], [], explicit);
+    expect(explicit.decisions).toEqual(["cors:allow", "rate-limit:reject"]);
   });
 
   test("a policy with only a response hook takes part in the reverse order where it stands", async () => {

@@ -99,7 +99,8 @@ describe("api-key", () => {
   });
 
   test("no key, an empty key, a wrong key and a huge key get 401 problem+json with a challenge", async () => {
-    for (const headers of [{}, { "x-api-key": "" }, { "x-api-key": "wrong" }, { "x-api-key": `${KEY}x` }, { "x-api-key": "k".repeat(5000) }, { apikey: KEY }]) {
+    const cases: Record<string, string>[] = [{}, { "x-api-key": "" }, { "x-api-key": "wrong" }, { "x-api-key": `${KEY}x` }, { "x-api-key": "k".repeat(5000) }, { apikey: KEY }];
+    for (const headers of cases) {
       const response = await fetch(`${gateway.url}/h/x`, { headers });
       const body = await expectProblem(response, 401);
       expect(body.type).toBe("urn:turnpike:problem:unauthorized");
