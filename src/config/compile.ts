@@ -65,7 +65,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, created, fail);
+      const step = compilePolicy(entry, [...path, i], options, consumers.directory, created, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -301,12 +301,12 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
 function compilePolicy(
   entry: PolicyEntryConfig,
   path: ConfigPath,
-  registry: PolicyRegistry,
+  options: CompileOptions,
   consumers: ConsumerDirectory,
   created: Policy[],
   fail: Fail,
 ): Step | null {
-  const factory = registry.get(entry.type);
+  const factory = options.registry.get(entry.type);
   if (!factory) {
     fail([...path, "type"], `unknown policy type "${entry.type}"`);
     return null;
@@ -322,9 +322,10 @@ function compilePolicy(
   try {
     const context = {
       path: path.join("."),
+      baseDir: options.baseDir,
       consumers,
       createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
-        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, created, fail);
+        const step = compilePolicy(child, [...path, "config", ...subPath], options, consumers, created, fail);
         if (!step) return null;
         created.push(step.policy);
         if (step.when) {
