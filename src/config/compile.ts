@@ -9,7 +9,7 @@ import { isAbsolute, resolve } from "node:path";
 import { compileCondition, compileValueMatch, type ConditionConfig } from "../core/condition.ts";
 import { compileHeaderOps } from "../core/headers.ts";
 import { compileMock } from "../core/mock.ts";
-import { parseCidr } from "../core/net.ts";
+import { compileCidrList, parseCidr } from "../core/net.ts";
 import type { Step } from "../core/pipeline.ts";
 import type { Policy } from "../core/policy.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
@@ -83,6 +83,17 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     if (spec) specs.push(spec);
   });
 
+  let trustedProxies: RuntimeGraph["trustedProxies"] = null;
+  const proxyRanges = config.server?.trusted_proxies ?? [];
+  proxyRanges.forEach((cidr, i) => {
+    try {
+      parseCidr(cidr);
+    } catch (error) {
+      fail(["server", "trusted_proxies", i], (error as Error).message);
+    }
+  });
+  if (proxyRanges.length > 0 && errors.length === 0) trustedProxies = compileCidrList(proxyRanges);
+
   const idleSeconds = Math.ceil(parseDuration(config.server?.client_idle_timeout ?? "60s") / 1000);
   if (idleSeconds < 1 || idleSeconds > 255) fail(["server", "client_idle_timeout"], "must be between 1s and 255s");
 
@@ -112,6 +123,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     preFlow,
     postFlow,
     limits: serverLimits,
+    trustedProxies,
     workers: typeof workers === "number" ? workers : null,
     drainTimeoutMs: parseDuration(config.server?.drain_timeout ?? "30s"),
     watch: config.server?.watch ?? false,

@@ -26,6 +26,8 @@ export interface RuntimeGraph {
   upstreams: Map<string, CompiledUpstream>;
   preFlow: Step[];
   postFlow: Step[];
+  /** Tests whether a peer is a trusted proxy (whose X-Forwarded-For is believed); null: none is. */
+  trustedProxies: ((address: string) => boolean) | null;
   /** Server-wide request limits, before any route is known. */
   limits: Limits;
   /** Worker count from config; null means the CLI or the number of CPUs decides. */

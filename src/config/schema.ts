@@ -119,6 +119,11 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
           drain_timeout: { ...durationSchema, description: "Grace for in-flight requests on shutdown; default 30s." },
           watch: { type: "boolean", description: "Reload when the config file changes." },
           client_idle_timeout: { ...durationSchema, description: "Idle client connections close after this; default 60s, at most 255s." },
+          trusted_proxies: {
+            type: "array",
+            items: { type: "string", minLength: 1 },
+            description: "Proxies (IPv4/IPv6 addresses or CIDR ranges) whose X-Forwarded-For names the real client address.",
+          },
           limits,
         },
       },

@@ -50,6 +50,8 @@ export interface ServerConfig {
   drain_timeout?: Duration;
   watch?: boolean;
   limits?: LimitsConfig;
+  /** Peers (CIDR ranges) whose X-Forwarded-For names the real client. */
+  trusted_proxies?: string[];
   /** Seconds a client connection may stay idle (Bun's idleTimeout, max 255). */
   client_idle_timeout?: Duration;
 }

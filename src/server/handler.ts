@@ -5,7 +5,8 @@
 import type { Server } from "bun";
 import type { RuntimeGraph } from "../config/graph.ts";
 import { limitRequestBody } from "../core/body-limit.ts";
-import type { Exchange } from "../core/exchange.ts";
+import { resolveClientAddress } from "../core/client-address.ts";
+import type { Exchange, TlsInfo } from "../core/exchange.ts";
 import { applyHeaderOps } from "../core/headers.ts";
 import { answerMock } from "../core/mock.ts";
 import { runCompletion, runPipeline, type Step } from "../core/pipeline.ts";
@@ -28,6 +29,7 @@ export function createRequestHandler(
   current: () => RuntimeGraph,
   log: Logger,
   telemetry: WorkerTelemetry | null = null,
+  connections: ConnectionRegistry | null = null,
 ): (request: Request, server: Server<unknown>) => Promise<Response> {
   const onCompleteError = (error: unknown, policy: Policy, exchange: Exchange) =>
     log.error("policy completion hook failed", { policy: policy.type, request_id: exchange.requestId, error });
@@ -45,18 +47,49 @@ export function createRequestHandler(
   async function serve(request: Request, server: Server<unknown>, requestId: string, state: HandleState): Promise<Response> {
     const graph = current();
     try {
-      state.clientIp = server.requestIP(request)?.address ?? "";
+      let peer: string;
+      let tls: TlsInfo | null = null;
+      if (connections) {
+        const connection = connections.lookup(server.requestIP(request)?.port ?? -1);
+        if (!connection) {
+          return problem({ status: 400, kind: "connection-unknown", detail: "The connection is not known to the TLS listener.", requestId });
+        }
+        peer = connection.peerAddress;
+        tls = connection.tls;
+      } else {
+        peer = server.requestIP(request)?.address ?? "";
+      }
+      state.clientIp = peer;
       const early = checkLimits(request, graph, requestId);
       if (early) return early;
+      let realClientIp = peer;
+      if (graph.trustedProxies) {
+        const resolved = resolveClientAddress(peer, request.headers.get("x-forwarded-for"), graph.trustedProxies);
+        if (!resolved.ok) {
+          return problem({
+            status: 400,
+            kind: "bad-forwarded-for",
+            detail: `X-Forwarded-For holds ${JSON.stringify(resolved.entry)}, which is not an IP address.`,
+            requestId,
+          });
+        }
+        realClientIp = state.clientIp = resolved.address;
+      }
       const url = parseRequestTarget(request, scheme, authorityOf(server), requestId);
       if (url instanceof Response) return url;
+      if (connections) {
+        const misdirected = connections.checkHost(url.hostname, tls, requestId);
+        if (misdirected) return misdirected;
+      }
       const match = graph.router.match(request, url);
-      const clientIp = state.clientIp;
+      const clientIp = peer;
       const exchange: Exchange = (state.exchange = {
         request,
         url,
         requestId,
         clientIp,
+        realClientIp,
+        tls,
         scheme,
         route: match?.route ?? null,
         params: match?.params ?? {},
@@ -107,7 +140,18 @@ export function createRequestHandler(
 /** What `serve` learned that the telemetry needs even when it answered early. */
 interface HandleState {
   exchange: Exchange | null;
+  /** The real client address once known (the socket peer until then). */
   clientIp: string;
+}
+
+/**
+ * Connections of a listener whose TLS is terminated in front of its Bun.serve (client
+ * certificates): the handler finds a request's connection by the source port it came from.
+ */
+export interface ConnectionRegistry {
+  lookup(localPort: number): { peerAddress: string; tls: TlsInfo } | undefined;
+  /** A 421 problem when the request's host is not the server name the handshake verified. */
+  checkHost(hostname: string, tls: TlsInfo | null, requestId: string): Response | undefined;
 }
 
 /** The listener's own address, the authority of a request that has no Host (HTTP/1.0). */
