@@ -6,6 +6,9 @@
 import { X509Certificate, createPrivateKey, createHash, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { compileConsumerHeaders } from "../auth/consumer-headers.ts";
+import { compileConsumers } from "../auth/consumers.ts";
+import type { ConsumerDirectory } from "../core/consumer.ts";
 import { compileCondition, compileValueMatch, type ConditionConfig } from "../core/condition.ts";
 import { compileHeaderOps } from "../core/headers.ts";
 import { compileMock } from "../core/mock.ts";
@@ -51,6 +54,9 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     seenPorts.set(key, i);
   });
 
+  const consumers = compileConsumers(config.consumers);
+  for (const error of consumers.errors) fail(error.path, error.message);
+
   const upstreams = new Map<string, CompiledUpstream>();
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const compiled = compileUpstream(name, upstream, ["upstreams", name], fail);
@@ -59,7 +65,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, fail);
+      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, created, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -129,6 +135,8 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     watch: config.server?.watch ?? false,
     clientIdleTimeoutSeconds: idleSeconds,
     observability: config.observability ?? {},
+    consumers: consumers.directory,
+    consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),
     dispose() {
       for (const policy of created) policy.dispose?.();
@@ -302,7 +310,14 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
   return { kind: "http", name, targets, timeouts, pick: createTargetPicker(targets) };
 }
 
-function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: PolicyRegistry, fail: Fail): Step | null {
+function compilePolicy(
+  entry: PolicyEntryConfig,
+  path: ConfigPath,
+  registry: PolicyRegistry,
+  consumers: ConsumerDirectory,
+  created: Policy[],
+  fail: Fail,
+): Step | null {
   const factory = registry.get(entry.type);
   if (!factory) {
     fail([...path, "type"], `unknown policy type "${entry.type}"`);
@@ -317,7 +332,21 @@ function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: Pol
   const when = entry.when ? compileWhen(entry.when, [...path, "when"], fail) : null;
   if (!ok || (entry.when && !when)) return null;
   try {
-    return { policy: factory.create(config, { path: path.join(".") }), when };
+    const context = {
+      path: path.join("."),
+      consumers,
+      createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
+        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, created, fail);
+        if (!step) return null;
+        created.push(step.policy);
+        if (step.when) {
+          fail([...path, "config", ...subPath, "when"], "a nested policy has no `when`; put it on the outer policy");
+          return null;
+        }
+        return step.policy;
+      },
+    };
+    return { policy: factory.create(config, context), when };
   } catch (error) {
     fail([...path, "config"], (error as Error).message);
     return null;

@@ -6,6 +6,8 @@ import { conditionSchema, valueMatchSchema } from "../core/condition.ts";
 import { headerOpsSchema as headerOps } from "../core/headers.ts";
 import { mockSchema as mock } from "../core/mock.ts";
 import { observabilitySchema } from "../observability/config.ts";
+import { consumerHeadersSchema } from "../auth/consumer-headers.ts";
+import { consumersSchema } from "../auth/consumers.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
 
@@ -212,6 +214,8 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
         },
       },
       observability: observabilitySchema,
+      consumers: consumersSchema,
+      consumer_headers: consumerHeadersSchema,
       pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },
       post_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run on every response, after route policies." },
     },

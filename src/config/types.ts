@@ -4,6 +4,8 @@
 import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
+import type { ConsumerHeadersConfig } from "../auth/consumer-headers.ts";
+import type { ConsumerConfig } from "../auth/consumers.ts";
 export type { MockConfig };
 
 export type Duration = number | string;
@@ -17,6 +19,8 @@ export interface TurnpikeConfig {
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
   observability?: ObservabilityConfig;
+  consumers?: ConsumerConfig[];
+  consumer_headers?: ConsumerHeadersConfig;
   pre_flow?: PolicyEntryConfig[];
   post_flow?: PolicyEntryConfig[];
 }

@@ -3,6 +3,7 @@
  * Policies read and change it; the pipeline carries it from phase to phase.
  */
 import type { CompiledRoute } from "../router/types.ts";
+import type { Consumer } from "./consumer.ts";
 
 /** One request in flight through the gateway. */
 export interface Exchange {
@@ -46,6 +47,8 @@ export interface Exchange {
   /** `performance.now()` when the upstream call started and when its headers arrived (0: not yet). */
   upstreamStartedAt: number;
   upstreamHeadersAt: number;
+  /** Who is calling, once an authentication policy identified the caller; null when anonymous. */
+  consumer: Consumer | null;
   /**
    * Policy decisions for the access log, as `<policy type>:<decision>` (e.g. `cors:preflight`,
    * `rate-limit:reject`); null until one is recorded. A policy that answers instead of the

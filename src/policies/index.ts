@@ -1,5 +1,6 @@
 /** The built-in policy types. Every new policy is listed here once. */
 import { PolicyRegistry } from "../core/registry.ts";
+import { apiKeyPolicy } from "./api-key/index.ts";
 import { contentTypePolicy } from "./content-type/index.ts";
 import { corsPolicy } from "./cors/index.ts";
 import { headersPolicy } from "./headers/index.ts";
@@ -9,5 +10,5 @@ import { requestSizeLimitPolicy } from "./request-size-limit/index.ts";
 
 /** A registry holding every built-in policy type. */
 export function builtinPolicies(): PolicyRegistry {
-  return new PolicyRegistry([headersPolicy, requestSizeLimitPolicy, contentTypePolicy, mockPolicy, ipRestrictionPolicy, corsPolicy]);
+  return new PolicyRegistry([headersPolicy, requestSizeLimitPolicy, contentTypePolicy, mockPolicy, apiKeyPolicy, ipRestrictionPolicy, corsPolicy]);
 }

@@ -3,6 +3,7 @@
  * pipeline around the proxy, and the one place that catches the unexpected.
  */
 import type { Server } from "bun";
+import type { ConsumerHeaders } from "../auth/consumer-headers.ts";
 import type { RuntimeGraph } from "../config/graph.ts";
 import { limitRequestBody } from "../core/body-limit.ts";
 import { resolveClientAddress } from "../core/client-address.ts";
@@ -93,7 +94,7 @@ export function createRequestHandler(
         scheme,
         route: match?.route ?? null,
         params: match?.params ?? {},
-        upstreamHeaders: upstreamHeaders(request, url, clientIp, scheme, requestId),
+        upstreamHeaders: upstreamHeaders(request, url, clientIp, scheme, requestId, graph),
         responseHeaders: null,
         body: request.body,
         bodyFailure: null,
@@ -103,6 +104,7 @@ export function createRequestHandler(
         upstreamTarget: null,
         upstreamStartedAt: 0,
         upstreamHeadersAt: 0,
+        consumer: null,
       });
       if (telemetry) telemetry.start(exchange);
       const route = exchange.route;
@@ -116,7 +118,7 @@ export function createRequestHandler(
       let response =
         graph.preFlow.length === 0 && routeSteps.length === 0 && graph.postFlow.length === 0
           ? await proxy(exchange)
-          : await runPipeline(exchange, graph.preFlow, routeSteps, graph.postFlow, proxy, participants);
+          : await runPipeline(exchange, graph.preFlow, routeSteps, graph.postFlow, graph.consumerHeaders ? proxyWithConsumer(graph.consumerHeaders) : proxy, participants);
       response = finish(response, exchange);
       if (participants.length > 0) runCompletion(exchange, response, participants, onCompleteError);
       return response;
@@ -179,14 +181,24 @@ function checkLimits(request: Request, graph: RuntimeGraph, requestId: string): 
 }
 
 /** Headers for the upstream: end-to-end headers of the client plus X-Forwarded-* and the request id. */
-function upstreamHeaders(request: Request, url: URL, clientIp: string, scheme: string, requestId: string): Headers {
+function upstreamHeaders(request: Request, url: URL, clientIp: string, scheme: string, requestId: string, graph: RuntimeGraph): Headers {
   const headers = copyEndToEnd(request.headers);
+  // Consumer headers come from the gateway only: a client's copies could forge an identity.
+  graph.consumerHeaders?.strip(headers);
   const forwardedFor = headers.get("x-forwarded-for");
   headers.set("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${clientIp}` : clientIp);
   headers.set("x-forwarded-proto", scheme);
   headers.set("x-forwarded-host", request.headers.get("host") ?? url.host);
   headers.set("x-request-id", requestId);
   return headers;
+}
+
+/** The proxy, first telling the upstream who is calling when a policy identified the caller. */
+function proxyWithConsumer(consumerHeaders: ConsumerHeaders): (exchange: Exchange) => Promise<Response> {
+  return (exchange) => {
+    if (exchange.consumer) consumerHeaders.write(exchange.upstreamHeaders, exchange.consumer);
+    return proxy(exchange);
+  };
 }
 
 /** The proxy at the centre of the pipeline. */

@@ -1,5 +1,12 @@
 /** Test helper: an exchange for a request, for unit tests of policies. */
+import { NO_CONSUMERS, type ConsumerDirectory } from "../../src/core/consumer.ts";
 import type { Exchange } from "../../src/core/exchange.ts";
+import type { PolicyContext } from "../../src/core/policy.ts";
+
+/** A policy context for `factory.create` in unit tests. */
+export function policyContext(consumers: ConsumerDirectory = NO_CONSUMERS): PolicyContext {
+  return { path: "test", consumers, createPolicy: () => null };
+}
 
 /** Options of `exchangeFor`. */
 export interface ExchangeInit {
@@ -34,6 +41,7 @@ export function exchangeFor(url: string, init: ExchangeInit = {}): Exchange {
     bodyFailure: null,
     startedAt: 0,
     decisions: null,
+    consumer: null,
     state: new Map(),
   };
 }

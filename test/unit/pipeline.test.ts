@@ -27,6 +27,7 @@ function exchangeFor(url: string, init: { method?: string; headers?: Record<stri
     upstreamTarget: null,
     upstreamStartedAt: 0,
     upstreamHeadersAt: 0,
+    consumer: null,
     responseHeaders: null,
     body: null,
     bodyFailure: null,

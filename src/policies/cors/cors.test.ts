@@ -1,5 +1,5 @@
 import { describe, expect, test } from "bun:test";
-import { exchangeFor } from "../../../test/helpers/exchange.ts";
+import { exchangeFor, policyContext } from "../../../test/helpers/exchange.ts";
 import { corsPolicy } from "./index.ts";
 import { checkOrigin, compileOrigins } from "./origins.ts";
 
@@ -25,7 +25,7 @@ describe("cors origins", () => {
 });
 
 describe("cors policy", () => {
-  const policy = corsPolicy.create({ origins: ["https://app.example.com"], credentials: true }, { path: "p" });
+  const policy = corsPolicy.create({ origins: ["https://app.example.com"], credentials: true }, policyContext());
   test("preflight answers without calling anything else", async () => {
     const exchange = exchangeFor("http://gw/x", {
       method: "OPTIONS",

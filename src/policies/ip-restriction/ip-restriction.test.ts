@@ -1,8 +1,8 @@
 import { describe, expect, test } from "bun:test";
-import { exchangeFor } from "../../../test/helpers/exchange.ts";
+import { exchangeFor, policyContext } from "../../../test/helpers/exchange.ts";
 import { ipRestrictionPolicy } from "./index.ts";
 
-const create = (config: Parameters<typeof ipRestrictionPolicy.create>[0]) => ipRestrictionPolicy.create(config, { path: "p" });
+const create = (config: Parameters<typeof ipRestrictionPolicy.create>[0]) => ipRestrictionPolicy.create(config, policyContext());
 const statusFor = async (config: Parameters<typeof ipRestrictionPolicy.create>[0], realClientIp: string) => {
   const outcome = await create(config).onRequest!(exchangeFor("http://gw/x", { clientIp: "10.0.0.1", realClientIp }));
   return outcome ? outcome.status : 200;

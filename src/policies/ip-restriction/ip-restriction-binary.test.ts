@@ -6,8 +6,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, startGateway, type Gateway, type Ports } from "./helpers/gateway.ts";
-import { expectProblem } from "./helpers/problem.ts";
+import { BINARY, startGateway, type Gateway, type Ports } from "../../../test/helpers/gateway.ts";
+import { expectProblem } from "../../../test/helpers/problem.ts";
 
 const head = (ports: Ports, trusted: string) => `listeners:
   - address: 127.0.0.1

@@ -6,9 +6,9 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { BINARY, basics, startGateway, type Gateway } from "./helpers/gateway.ts";
-import { expectProblem } from "./helpers/problem.ts";
-import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+import { BINARY, basics, startGateway, type Gateway } from "../../../test/helpers/gateway.ts";
+import { expectProblem } from "../../../test/helpers/problem.ts";
+import { startUpstream, type TestUpstream } from "../../../test/helpers/upstream.ts";
 
 let upstream: TestUpstream;
 let gateway: Gateway;
