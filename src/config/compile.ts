@@ -19,6 +19,7 @@ import { Router, type RouteSpec } from "../router/router.ts";
 import type { CompiledRoute, Limits, Rewrite, Timeouts } from "../router/types.ts";
 import { createTargetPicker } from "../upstream/targets.ts";
 import type { CompiledUpstream, Target } from "../upstream/types.ts";
+import { compileStoreSettings, processStores, type StoreSettings } from "../store/index.ts";
 import type { CompiledListener, RuntimeGraph } from "./graph.ts";
 import type { ConfigError, ConfigPath } from "./source.ts";
 import type { LimitsConfig, PolicyEntryConfig, RouteConfig, TimeoutsConfig, TurnpikeConfig, UpstreamConfig } from "./types.ts";
@@ -41,6 +42,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
   const errors: ConfigError[] = [];
   const fail = (path: ConfigPath, message: string) => errors.push({ path, message });
   const created: Policy[] = [];
+  const store = compileStoreSettings(config.store, options.baseDir, fail);
 
   const listeners = config.listeners.map((listener, i) => compileListener(listener, ["listeners", i], options.baseDir, fail));
   const seenPorts = new Map<string, number>();
@@ -59,7 +61,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, fail);
+      const step = compilePolicy(entry, [...path, i], options.registry, store, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -117,6 +119,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     watch: config.server?.watch ?? false,
     clientIdleTimeoutSeconds: idleSeconds,
     observability: config.observability ?? {},
+    store,
     listenerFingerprint: fingerprintListeners(listeners),
     dispose() {
       for (const policy of created) policy.dispose?.();
@@ -290,7 +293,7 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
   return { kind: "http", name, targets, timeouts, pick: createTargetPicker(targets) };
 }
 
-function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: PolicyRegistry, fail: Fail): Step | null {
+function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: PolicyRegistry, store: StoreSettings, fail: Fail): Step | null {
   const factory = registry.get(entry.type);
   if (!factory) {
     fail([...path, "type"], `unknown policy type "${entry.type}"`);
@@ -305,7 +308,7 @@ function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: Pol
   const when = entry.when ? compileWhen(entry.when, [...path, "when"], fail) : null;
   if (!ok || (entry.when && !when)) return null;
   try {
-    return { policy: factory.create(config, { path: path.join(".") }), when };
+    return { policy: factory.create(config, { path: path.join("."), store: () => processStores.get(store) }), when };
   } catch (error) {
     fail([...path, "config"], (error as Error).message);
     return null;

@@ -8,6 +8,7 @@ import { mockSchema as mock } from "../core/mock.ts";
 import { observabilitySchema } from "../observability/config.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
+import { storeSchema } from "../store/index.ts";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 
@@ -207,6 +208,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
         },
       },
       observability: observabilitySchema,
+      store: storeSchema(),
       pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },
       post_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run on every response, after route policies." },
     },

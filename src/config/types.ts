@@ -4,6 +4,7 @@
 import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
+import type { StoreConfig } from "../store/index.ts";
 export type { MockConfig };
 
 export type Duration = number | string;
@@ -17,6 +18,7 @@ export interface TurnpikeConfig {
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
   observability?: ObservabilityConfig;
+  store?: StoreConfig;
   pre_flow?: PolicyEntryConfig[];
   post_flow?: PolicyEntryConfig[];
 }
