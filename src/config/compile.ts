@@ -6,10 +6,13 @@
 import { X509Certificate, createPrivateKey, createHash, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { compileConsumerHeaders } from "../auth/consumer-headers.ts";
+import { compileConsumers } from "../auth/consumers.ts";
+import type { ConsumerDirectory } from "../core/consumer.ts";
 import { compileCondition, compileValueMatch, type ConditionConfig } from "../core/condition.ts";
 import { compileHeaderOps } from "../core/headers.ts";
 import { compileMock } from "../core/mock.ts";
-import { parseCidr } from "../core/net.ts";
+import { compileCidrList, parseCidr } from "../core/net.ts";
 import type { Step } from "../core/pipeline.ts";
 import type { Policy } from "../core/policy.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
@@ -53,6 +56,9 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     seenPorts.set(key, i);
   });
 
+  const consumers = compileConsumers(config.consumers);
+  for (const error of consumers.errors) fail(error.path, error.message);
+
   const upstreams = new Map<string, CompiledUpstream>();
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const compiled = compileUpstream(name, upstream, ["upstreams", name], fail);
@@ -61,7 +67,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, store, fail);
+      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, store, created, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -84,6 +90,17 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     const spec = compileRoute(route, index, upstream, serverLimits, compileSteps, fail);
     if (spec) specs.push(spec);
   });
+
+  let trustedProxies: RuntimeGraph["trustedProxies"] = null;
+  const proxyRanges = config.server?.trusted_proxies ?? [];
+  proxyRanges.forEach((cidr, i) => {
+    try {
+      parseCidr(cidr);
+    } catch (error) {
+      fail(["server", "trusted_proxies", i], (error as Error).message);
+    }
+  });
+  if (proxyRanges.length > 0 && errors.length === 0) trustedProxies = compileCidrList(proxyRanges);
 
   const idleSeconds = Math.ceil(parseDuration(config.server?.client_idle_timeout ?? "60s") / 1000);
   if (idleSeconds < 1 || idleSeconds > 255) fail(["server", "client_idle_timeout"], "must be between 1s and 255s");
@@ -114,12 +131,15 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     preFlow,
     postFlow,
     limits: serverLimits,
+    trustedProxies,
     workers: typeof workers === "number" ? workers : null,
     drainTimeoutMs: parseDuration(config.server?.drain_timeout ?? "30s"),
     watch: config.server?.watch ?? false,
     clientIdleTimeoutSeconds: idleSeconds,
     observability: config.observability ?? {},
     store,
+    consumers: consumers.directory,
+    consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),
     dispose() {
       for (const policy of created) policy.dispose?.();
@@ -293,7 +313,15 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
   return { kind: "http", name, targets, timeouts, pick: createTargetPicker(targets) };
 }
 
-function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: PolicyRegistry, store: StoreSettings, fail: Fail): Step | null {
+function compilePolicy(
+  entry: PolicyEntryConfig,
+  path: ConfigPath,
+  registry: PolicyRegistry,
+  consumers: ConsumerDirectory,
+  store: StoreSettings,
+  created: Policy[],
+  fail: Fail,
+): Step | null {
   const factory = registry.get(entry.type);
   if (!factory) {
     fail([...path, "type"], `unknown policy type "${entry.type}"`);
@@ -308,7 +336,22 @@ function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: Pol
   const when = entry.when ? compileWhen(entry.when, [...path, "when"], fail) : null;
   if (!ok || (entry.when && !when)) return null;
   try {
-    return { policy: factory.create(config, { path: path.join("."), store: () => processStores.get(store) }), when };
+    const context = {
+      path: path.join("."),
+      consumers,
+      store: () => processStores.get(store),
+      createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
+        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, store, created, fail);
+        if (!step) return null;
+        created.push(step.policy);
+        if (step.when) {
+          fail([...path, "config", ...subPath, "when"], "a nested policy has no `when`; put it on the outer policy");
+          return null;
+        }
+        return step.policy;
+      },
+    };
+    return { policy: factory.create(config, context), when };
   } catch (error) {
     fail([...path, "config"], (error as Error).message);
     return null;

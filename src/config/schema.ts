@@ -6,6 +6,8 @@ import { conditionSchema, valueMatchSchema } from "../core/condition.ts";
 import { headerOpsSchema as headerOps } from "../core/headers.ts";
 import { mockSchema as mock } from "../core/mock.ts";
 import { observabilitySchema } from "../observability/config.ts";
+import { consumerHeadersSchema } from "../auth/consumer-headers.ts";
+import { consumersSchema } from "../auth/consumers.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
 import { storeSchema } from "../store/index.ts";
@@ -120,6 +122,11 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
           drain_timeout: { ...durationSchema, description: "Grace for in-flight requests on shutdown; default 30s." },
           watch: { type: "boolean", description: "Reload when the config file changes." },
           client_idle_timeout: { ...durationSchema, description: "Idle client connections close after this; default 60s, at most 255s." },
+          trusted_proxies: {
+            type: "array",
+            items: { type: "string", minLength: 1 },
+            description: "Proxies (IPv4/IPv6 addresses or CIDR ranges) whose X-Forwarded-For names the real client address.",
+          },
           limits,
         },
       },
@@ -209,6 +216,8 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
       },
       observability: observabilitySchema,
       store: storeSchema(),
+      consumers: consumersSchema,
+      consumer_headers: consumerHeadersSchema,
       pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },
       post_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run on every response, after route policies." },
     },

@@ -5,6 +5,8 @@ import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
 import type { StoreConfig } from "../store/index.ts";
+import type { ConsumerHeadersConfig } from "../auth/consumer-headers.ts";
+import type { ConsumerConfig } from "../auth/consumers.ts";
 export type { MockConfig };
 
 export type Duration = number | string;
@@ -19,6 +21,8 @@ export interface TurnpikeConfig {
   routes: RouteConfig[];
   observability?: ObservabilityConfig;
   store?: StoreConfig;
+  consumers?: ConsumerConfig[];
+  consumer_headers?: ConsumerHeadersConfig;
   pre_flow?: PolicyEntryConfig[];
   post_flow?: PolicyEntryConfig[];
 }
@@ -52,6 +56,8 @@ export interface ServerConfig {
   drain_timeout?: Duration;
   watch?: boolean;
   limits?: LimitsConfig;
+  /** Peers (CIDR ranges) whose X-Forwarded-For names the real client. */
+  trusted_proxies?: string[];
   /** Seconds a client connection may stay idle (Bun's idleTimeout, max 255). */
   client_idle_timeout?: Duration;
 }

@@ -3,6 +3,7 @@
  * A policy stops the chain by returning a Response, never by throwing.
  */
 import type { Store } from "../store/types.ts";
+import type { ConsumerDirectory } from "./consumer.ts";
 import type { Exchange } from "./exchange.ts";
 
 /** Result of a request-phase hook: a Response stops the chain and is sent to the client. */
@@ -31,6 +32,14 @@ export interface PolicyContext {
    * says. Created on first call: call it when serving requests, not in `create`.
    */
   store: () => Store;
+  /** The configured consumers (top-level `consumers:`), for authentication policies. */
+  consumers: ConsumerDirectory;
+  /**
+   * Creates a nested policy (e.g. the methods of an `auth` combination) from a policy
+   * entry; its errors are reported at `subPath` under this policy's `config`. Null when
+   * the entry has errors (already reported).
+   */
+  createPolicy(entry: { type: string; when?: unknown; config?: Record<string, unknown> }, subPath: (string | number)[]): Policy | null;
 }
 
 /**
