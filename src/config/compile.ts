@@ -20,6 +20,7 @@ import { parseDuration, parseSize } from "../core/units.ts";
 import { parsePathPattern, PathKind } from "../router/path-pattern.ts";
 import { Router, type RouteSpec } from "../router/router.ts";
 import type { CompiledRoute, Limits, Rewrite, Timeouts } from "../router/types.ts";
+import { ConcurrencyLimiter, type ConcurrencyConfig } from "../upstream/concurrency.ts";
 import { createTargetPicker } from "../upstream/targets.ts";
 import type { CompiledUpstream, Target } from "../upstream/types.ts";
 import { compileStoreSettings, processStores, type StoreSettings } from "../store/index.ts";
@@ -281,7 +282,8 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
   const timeouts = compileTimeouts(config.timeouts, {}, [...path, "timeouts"], fail);
   if (config.type === "mock") {
     if (config.targets) fail([...path, "targets"], "a mock upstream has no targets");
-    return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts };
+    const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
+    return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts, concurrency };
   }
   if (config.mock) fail([...path, "mock"], 'mock settings need `type: mock`');
   if (!config.targets || config.targets.length === 0) {
@@ -310,7 +312,25 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
     });
   });
   if (targets.length === 0) return null;
-  return { kind: "http", name, targets, timeouts, pick: createTargetPicker(targets) };
+  const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
+  return { kind: "http", name, targets, timeouts, concurrency, pick: createTargetPicker(targets) };
+}
+
+/** A limiter for a schema-valid `concurrency` setting, or null without one. */
+function compileConcurrency(config: ConcurrencyConfig | undefined, scope: string): ConcurrencyLimiter | null {
+  if (!config) return null;
+  return new ConcurrencyLimiter({
+    scope,
+    max: config.max,
+    queueSize: config.queue?.size ?? 0,
+    queueTimeoutMs: parseDuration(config.queue?.timeout ?? "1s"),
+    retryAfterSeconds: Math.max(1, Math.ceil(parseDuration(config.retry_after ?? "1s") / 1000)),
+  });
+}
+
+/** The limiters a request on `route` passes, in order: the route's, then the upstream's. */
+function routeLimiters(routeLimiter: ConcurrencyLimiter | null, upstream: CompiledUpstream): ConcurrencyLimiter[] {
+  return [routeLimiter, upstream.concurrency].filter((limiter): limiter is ConcurrencyLimiter => limiter !== null);
 }
 
 function compilePolicy(
@@ -425,6 +445,7 @@ function compileRoute(
     timeouts,
     limits: compileLimits(route.limits, serverLimits),
     policies,
+    limiters: routeLimiters(compileConcurrency(route.concurrency, `route "${route.name}"`), upstream),
   };
   const match = route.match ?? {};
   const conditionCount = (match.methods ? 1 : 0) + Object.keys(match.headers ?? {}).length + Object.keys(match.query ?? {}).length;

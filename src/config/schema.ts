@@ -36,6 +36,27 @@ const limits = {
   },
 };
 
+const concurrency = {
+  type: "object",
+  additionalProperties: false,
+  required: ["max"],
+  description: "At most `max` requests in flight; more wait in an optional queue, then get 503.",
+  properties: {
+    max: { type: "integer", minimum: 1, maximum: 1000000, description: "Most requests in flight at once." },
+    queue: {
+      type: "object",
+      additionalProperties: false,
+      required: ["size"],
+      description: "Requests beyond `max` wait here (first in, first out) for a free slot.",
+      properties: {
+        size: { type: "integer", minimum: 0, maximum: 1000000, description: "Most requests waiting; a full queue answers 503 at once." },
+        timeout: { ...durationSchema, description: "Longest wait for a slot (then 503); default 1s, 0 waits as long as the client does." },
+      },
+    },
+    retry_after: { ...durationSchema, description: "Retry-After of the 503 (rounded up to seconds); default 1s." },
+  },
+};
+
 /** Builds the whole config schema, with a branch per registered policy type. */
 export function buildConfigSchema(registry: PolicyRegistry): Record<string, unknown> {
   const policyTypes = registry.all().map((factory) => factory.type);
@@ -159,6 +180,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
             },
             mock,
             timeouts,
+            concurrency,
           },
         },
       },
@@ -211,6 +233,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
             timeouts,
             limits,
             policies: { type: "array", items: { $ref: "#/$defs/policy" } },
+            concurrency,
           },
         },
       },

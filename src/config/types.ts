@@ -3,6 +3,7 @@
  */
 import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
+import type { ConcurrencyConfig } from "../upstream/concurrency.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
 import type { StoreConfig } from "../store/index.ts";
 import type { ConsumerHeadersConfig } from "../auth/consumer-headers.ts";
@@ -79,6 +80,7 @@ export interface UpstreamConfig {
   targets?: (string | TargetConfig)[];
   mock?: MockConfig;
   timeouts?: TimeoutsConfig;
+  concurrency?: ConcurrencyConfig;
 }
 
 export type { HeaderOpsConfig } from "../core/headers.ts";
@@ -111,6 +113,7 @@ export interface RouteConfig {
   timeouts?: TimeoutsConfig;
   limits?: LimitsConfig;
   policies?: PolicyEntryConfig[];
+  concurrency?: ConcurrencyConfig;
 }
 
 export interface PolicyEntryConfig {
