@@ -110,6 +110,11 @@ function referenceErrors(value: unknown): ConfigError[] {
     if (typeof route.upstream === "string" && !Object.hasOwn(upstreams, route.upstream)) {
       errors.push({ path: ["routes", i, "upstream"], message: `unknown upstream "${route.upstream}"` });
     }
+    if (route.upstream === undefined && route.split === undefined) {
+      errors.push({ path: ["routes", i], message: "a route needs `upstream` (or `split`)" });
+    } else if (route.upstream !== undefined && route.split !== undefined) {
+      errors.push({ path: ["routes", i, "upstream"], message: "set either `upstream` or `split`, not both" });
+    }
     const split: unknown = route.split;
     if (split && typeof split === "object") {
       const named = (list: unknown, key: string) => {
