@@ -16,6 +16,7 @@ import { compileCidrList, parseCidr } from "../core/net.ts";
 import type { Step } from "../core/pipeline.ts";
 import type { Policy } from "../core/policy.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
+import type { Store } from "../store/types.ts";
 import { parseDuration, parseSize } from "../core/units.ts";
 import { parsePathPattern, PathKind } from "../router/path-pattern.ts";
 import { Router, type RouteSpec } from "../router/router.ts";
@@ -35,6 +36,8 @@ export const DEFAULT_LIMITS: Limits = { maxBodySize: 0, maxHeaderSize: 0, maxUrl
 export interface CompileOptions {
   baseDir: string;
   registry: PolicyRegistry;
+  /** The worker's shared state, handed to policies (nonces, counters); absent when only validating. */
+  store?: Store;
 }
 
 export type CompileResult = { ok: true; graph: RuntimeGraph } | { ok: false; errors: ConfigError[] };
@@ -65,7 +68,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, created, fail);
+      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, created, fail, options.store);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -317,6 +320,7 @@ function compilePolicy(
   consumers: ConsumerDirectory,
   created: Policy[],
   fail: Fail,
+  store?: Store,
 ): Step | null {
   const factory = registry.get(entry.type);
   if (!factory) {
@@ -335,8 +339,9 @@ function compilePolicy(
     const context = {
       path: path.join("."),
       consumers,
+      store,
       createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
-        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, created, fail);
+        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, created, fail, store);
         if (!step) return null;
         created.push(step.policy);
         if (step.when) {

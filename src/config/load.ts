@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { PolicyRegistry } from "../core/registry.ts";
+import type { Store } from "../store/types.ts";
 import { parsePathPattern } from "../router/path-pattern.ts";
 import { builtinPolicies } from "../policies/index.ts";
 import { compileConfig } from "./compile.ts";
@@ -31,8 +32,12 @@ export class ConfigLoader {
   readonly registry: PolicyRegistry;
   readonly #check: (value: unknown) => ConfigError[];
 
-  constructor(registry: PolicyRegistry = builtinPolicies()) {
+  /** Shared state handed to the policies of every config this loader compiles. */
+  readonly store: Store | undefined;
+
+  constructor(registry: PolicyRegistry = builtinPolicies(), store?: Store) {
     this.registry = registry;
+    this.store = store;
     this.#check = createSchemaChecker(buildConfigSchema(registry));
   }
 
@@ -62,7 +67,7 @@ export class ConfigLoader {
       return { ok: false, errors: sortErrors(errors) };
     }
     const config = source.value as TurnpikeConfig;
-    const compiled = compileConfig(config, { baseDir: dirname(file), registry: this.registry });
+    const compiled = compileConfig(config, { baseDir: dirname(file), registry: this.registry, store: this.store });
     if (!compiled.ok) errors.push(...located(compiled.errors));
     if (errors.length > 0 || !compiled.ok) {
       if (compiled.ok) compiled.graph.dispose();

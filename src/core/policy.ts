@@ -3,6 +3,7 @@
  * A policy stops the chain by returning a Response, never by throwing.
  */
 import type { ConsumerDirectory } from "./consumer.ts";
+import type { Store } from "../store/types.ts";
 import type { Exchange } from "./exchange.ts";
 
 /** Result of a request-phase hook: a Response stops the chain and is sent to the client. */
@@ -26,6 +27,11 @@ export interface Policy {
 export interface PolicyContext {
   /** Config path of this policy, for messages, e.g. `routes[1].policies[0]`. */
   path: string;
+  /**
+   * Shared state of the worker (nonces, counters), the same instance for every config
+   * generation; absent when a config is only validated.
+   */
+  store?: Store;
   /** The configured consumers (top-level `consumers:`), for authentication policies. */
   consumers: ConsumerDirectory;
   /**

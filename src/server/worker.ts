@@ -6,6 +6,8 @@ import type { Server } from "bun";
 import { constants as cryptoConstants } from "node:crypto";
 import type { RuntimeGraph } from "../config/graph.ts";
 import { ConfigLoader } from "../config/load.ts";
+import { builtinPolicies } from "../policies/index.ts";
+import { MemoryStore } from "../store/memory.ts";
 import { formatError } from "../config/source.ts";
 import { problem } from "../core/problem.ts";
 import { AccessLog } from "../observability/access-log.ts";
@@ -39,7 +41,8 @@ export function runWorker(): void {
   const errorLog = new ErrorLogOutput();
   const log = createLogger({ role: "worker", pid: process.pid }, errorLog.level, errorLog.write);
   const send = (message: FromWorker) => process.send?.(message);
-  const loader = new ConfigLoader();
+  // Process-local until a node-wide store exists: nonces are then remembered per worker.
+  const loader = new ConfigLoader(builtinPolicies(), new MemoryStore());
   // Telemetry parts (metrics, access log, tracing) are listed here once each.
   // The final metrics snapshot of a draining worker; an IPC message sent just before exit
   // can be lost (bun issue 37849), so the exit waits a moment after it.
