@@ -16,13 +16,14 @@ import { compileCidrList, parseCidr } from "../core/net.ts";
 import type { Step } from "../core/pipeline.ts";
 import type { Policy } from "../core/policy.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
-import type { Store } from "../store/types.ts";
 import { parseDuration, parseSize } from "../core/units.ts";
 import { parsePathPattern, PathKind } from "../router/path-pattern.ts";
 import { Router, type RouteSpec } from "../router/router.ts";
 import type { CompiledRoute, Limits, Rewrite, Timeouts } from "../router/types.ts";
+import { ConcurrencyLimiter, type ConcurrencyConfig } from "../upstream/concurrency.ts";
 import { createTargetPicker } from "../upstream/targets.ts";
 import type { CompiledUpstream, Target } from "../upstream/types.ts";
+import { compileStoreSettings, processStores, type StoreSettings } from "../store/index.ts";
 import type { CompiledListener, RuntimeGraph } from "./graph.ts";
 import type { ConfigError, ConfigPath } from "./source.ts";
 import type { LimitsConfig, PolicyEntryConfig, RouteConfig, TimeoutsConfig, TurnpikeConfig, UpstreamConfig } from "./types.ts";
@@ -36,8 +37,6 @@ export const DEFAULT_LIMITS: Limits = { maxBodySize: 0, maxHeaderSize: 0, maxUrl
 export interface CompileOptions {
   baseDir: string;
   registry: PolicyRegistry;
-  /** The worker's shared state, handed to policies (nonces, counters); absent when only validating. */
-  store?: Store;
 }
 
 export type CompileResult = { ok: true; graph: RuntimeGraph } | { ok: false; errors: ConfigError[] };
@@ -47,6 +46,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
   const errors: ConfigError[] = [];
   const fail = (path: ConfigPath, message: string) => errors.push({ path, message });
   const created: Policy[] = [];
+  const store = compileStoreSettings(config.store, options.baseDir, fail);
 
   const listeners = config.listeners.map((listener, i) => compileListener(listener, ["listeners", i], options.baseDir, fail));
   const seenPorts = new Map<string, number>();
@@ -68,7 +68,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, created, fail, options.store);
+      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, store, created, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -138,6 +138,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     watch: config.server?.watch ?? false,
     clientIdleTimeoutSeconds: idleSeconds,
     observability: config.observability ?? {},
+    store,
     consumers: consumers.directory,
     consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),
@@ -281,7 +282,8 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
   const timeouts = compileTimeouts(config.timeouts, {}, [...path, "timeouts"], fail);
   if (config.type === "mock") {
     if (config.targets) fail([...path, "targets"], "a mock upstream has no targets");
-    return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts };
+    const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
+    return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts, concurrency };
   }
   if (config.mock) fail([...path, "mock"], 'mock settings need `type: mock`');
   if (!config.targets || config.targets.length === 0) {
@@ -310,7 +312,25 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
     });
   });
   if (targets.length === 0) return null;
-  return { kind: "http", name, targets, timeouts, pick: createTargetPicker(targets) };
+  const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
+  return { kind: "http", name, targets, timeouts, concurrency, pick: createTargetPicker(targets) };
+}
+
+/** A limiter for a schema-valid `concurrency` setting, or null without one. */
+function compileConcurrency(config: ConcurrencyConfig | undefined, scope: string): ConcurrencyLimiter | null {
+  if (!config) return null;
+  return new ConcurrencyLimiter({
+    scope,
+    max: config.max,
+    queueSize: config.queue?.size ?? 0,
+    queueTimeoutMs: parseDuration(config.queue?.timeout ?? "1s"),
+    retryAfterSeconds: Math.max(1, Math.ceil(parseDuration(config.retry_after ?? "1s") / 1000)),
+  });
+}
+
+/** The limiters a request on `route` passes, in order: the route's, then the upstream's. */
+function routeLimiters(routeLimiter: ConcurrencyLimiter | null, upstream: CompiledUpstream): ConcurrencyLimiter[] {
+  return [routeLimiter, upstream.concurrency].filter((limiter): limiter is ConcurrencyLimiter => limiter !== null);
 }
 
 function compilePolicy(
@@ -318,9 +338,9 @@ function compilePolicy(
   path: ConfigPath,
   registry: PolicyRegistry,
   consumers: ConsumerDirectory,
+  store: StoreSettings,
   created: Policy[],
   fail: Fail,
-  store?: Store,
 ): Step | null {
   const factory = registry.get(entry.type);
   if (!factory) {
@@ -339,9 +359,9 @@ function compilePolicy(
     const context = {
       path: path.join("."),
       consumers,
-      store,
+      store: () => processStores.get(store),
       createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
-        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, created, fail, store);
+        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, store, created, fail);
         if (!step) return null;
         created.push(step.policy);
         if (step.when) {
@@ -425,6 +445,7 @@ function compileRoute(
     timeouts,
     limits: compileLimits(route.limits, serverLimits),
     policies,
+    limiters: routeLimiters(compileConcurrency(route.concurrency, `route "${route.name}"`), upstream),
   };
   const match = route.match ?? {};
   const conditionCount = (match.methods ? 1 : 0) + Object.keys(match.headers ?? {}).length + Object.keys(match.query ?? {}).length;

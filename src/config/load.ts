@@ -6,7 +6,6 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { PolicyRegistry } from "../core/registry.ts";
-import type { Store } from "../store/types.ts";
 import { parsePathPattern } from "../router/path-pattern.ts";
 import { builtinPolicies } from "../policies/index.ts";
 import { compileConfig } from "./compile.ts";
@@ -32,12 +31,8 @@ export class ConfigLoader {
   readonly registry: PolicyRegistry;
   readonly #check: (value: unknown) => ConfigError[];
 
-  /** Shared state handed to the policies of every config this loader compiles. */
-  readonly store: Store | undefined;
-
-  constructor(registry: PolicyRegistry = builtinPolicies(), store?: Store) {
+  constructor(registry: PolicyRegistry = builtinPolicies()) {
     this.registry = registry;
-    this.store = store;
     this.#check = createSchemaChecker(buildConfigSchema(registry));
   }
 
@@ -67,7 +62,7 @@ export class ConfigLoader {
       return { ok: false, errors: sortErrors(errors) };
     }
     const config = source.value as TurnpikeConfig;
-    const compiled = compileConfig(config, { baseDir: dirname(file), registry: this.registry, store: this.store });
+    const compiled = compileConfig(config, { baseDir: dirname(file), registry: this.registry });
     if (!compiled.ok) errors.push(...located(compiled.errors));
     if (errors.length > 0 || !compiled.ok) {
       if (compiled.ok) compiled.graph.dispose();

@@ -10,6 +10,7 @@ import { consumerHeadersSchema } from "../auth/consumer-headers.ts";
 import { consumersSchema } from "../auth/consumers.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
+import { storeSchema } from "../store/index.ts";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 
@@ -32,6 +33,27 @@ const limits = {
     max_body_size: { ...sizeSchema, description: "Largest request body (413 above it); 0 means no limit." },
     max_header_size: { ...sizeSchema, description: "Largest total size of request headers (431 above it)." },
     max_url_length: { type: "integer", minimum: 1, description: "Longest request target (414 above it)." },
+  },
+};
+
+const concurrency = {
+  type: "object",
+  additionalProperties: false,
+  required: ["max"],
+  description: "At most `max` requests in flight; more wait in an optional queue, then get 503.",
+  properties: {
+    max: { type: "integer", minimum: 1, maximum: 1000000, description: "Most requests in flight at once." },
+    queue: {
+      type: "object",
+      additionalProperties: false,
+      required: ["size"],
+      description: "Requests beyond `max` wait here (first in, first out) for a free slot.",
+      properties: {
+        size: { type: "integer", minimum: 0, maximum: 1000000, description: "Most requests waiting; a full queue answers 503 at once." },
+        timeout: { ...durationSchema, description: "Longest wait for a slot (then 503); default 1s, 0 waits as long as the client does." },
+      },
+    },
+    retry_after: { ...durationSchema, description: "Retry-After of the 503 (rounded up to seconds); default 1s." },
   },
 };
 
@@ -158,6 +180,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
             },
             mock,
             timeouts,
+            concurrency,
           },
         },
       },
@@ -210,10 +233,12 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
             timeouts,
             limits,
             policies: { type: "array", items: { $ref: "#/$defs/policy" } },
+            concurrency,
           },
         },
       },
       observability: observabilitySchema,
+      store: storeSchema(),
       consumers: consumersSchema,
       consumer_headers: consumerHeadersSchema,
       pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },

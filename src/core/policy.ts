@@ -2,8 +2,8 @@
  * The policy interface: optional hooks for each phase of a request.
  * A policy stops the chain by returning a Response, never by throwing.
  */
-import type { ConsumerDirectory } from "./consumer.ts";
 import type { Store } from "../store/types.ts";
+import type { ConsumerDirectory } from "./consumer.ts";
 import type { Exchange } from "./exchange.ts";
 
 /** Result of a request-phase hook: a Response stops the chain and is sent to the client. */
@@ -28,10 +28,10 @@ export interface PolicyContext {
   /** Config path of this policy, for messages, e.g. `routes[1].policies[0]`. */
   path: string;
   /**
-   * Shared state of the worker (nonces, counters), the same instance for every config
-   * generation; absent when a config is only validated.
+   * The store shared by every worker of the node (or cluster), as the `store` section
+   * says. Created on first call: call it when serving requests, not in `create`.
    */
-  store?: Store;
+  store: () => Store;
   /** The configured consumers (top-level `consumers:`), for authentication policies. */
   consumers: ConsumerDirectory;
   /**

@@ -15,6 +15,8 @@ import type { Policy } from "../core/policy.ts";
 import { problem } from "../core/problem.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { WorkerTelemetry } from "../observability/telemetry.ts";
+import type { CompiledRoute } from "../router/types.ts";
+import { acquireAll, releaseAfterBody } from "../upstream/concurrency.ts";
 import { forwardHttp } from "../upstream/forward.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
@@ -212,6 +214,24 @@ async function proxy(exchange: Exchange): Promise<Response> {
       requestId: exchange.requestId,
     });
   }
+  if (route.limiters.length === 0) return callUpstream(exchange, route);
+  const refusedBy = await acquireAll(route.limiters, exchange.request.signal);
+  if (refusedBy) return refusedBy.refusal(exchange);
+  const release = () => {
+    for (const limiter of route.limiters) limiter.release();
+  };
+  let response: Response;
+  try {
+    response = await callUpstream(exchange, route);
+  } catch (error) {
+    release();
+    throw error;
+  }
+  return releaseAfterBody(response, release);
+}
+
+/** The upstream call (or mock answer) of a route, with its header actions. */
+async function callUpstream(exchange: Exchange, route: CompiledRoute): Promise<Response> {
   if (route.requestHeaders) applyHeaderOps(exchange.upstreamHeaders, route.requestHeaders);
   const upstream = route.upstream;
   let response: Response;

@@ -6,8 +6,6 @@ import type { Server } from "bun";
 import { constants as cryptoConstants } from "node:crypto";
 import type { RuntimeGraph } from "../config/graph.ts";
 import { ConfigLoader } from "../config/load.ts";
-import { builtinPolicies } from "../policies/index.ts";
-import { MemoryStore } from "../store/memory.ts";
 import { formatError } from "../config/source.ts";
 import { problem } from "../core/problem.ts";
 import { AccessLog } from "../observability/access-log.ts";
@@ -17,6 +15,8 @@ import { RequestMetrics } from "../observability/metrics/request-metrics.ts";
 import { WorkerTelemetry } from "../observability/telemetry.ts";
 import { Tracing } from "../observability/tracing/tracing.ts";
 import { nodeTable } from "../shared/index.ts";
+import { deliverFromBus, setBusTransport } from "../store/embedded/bus.ts";
+import { processStores } from "../store/index.ts";
 import { createRequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -41,8 +41,7 @@ export function runWorker(): void {
   const errorLog = new ErrorLogOutput();
   const log = createLogger({ role: "worker", pid: process.pid }, errorLog.level, errorLog.write);
   const send = (message: FromWorker) => process.send?.(message);
-  // Process-local until a node-wide store exists: nonces are then remembered per worker.
-  const loader = new ConfigLoader(builtinPolicies(), new MemoryStore());
+  const loader = new ConfigLoader();
   // Telemetry parts (metrics, access log, tracing) are listed here once each.
   // The final metrics snapshot of a draining worker; an IPC message sent just before exit
   // can be lost (bun issue 37849), so the exit waits a moment after it.
@@ -64,6 +63,7 @@ export function runWorker(): void {
     if (message.type === "config") applyConfig(message);
     else if (message.type === "drain") void drain("told by the supervisor", message.handoffMs ?? 0);
     else if (message.type === "metrics") send({ type: "metrics", id: message.id, snapshot: metrics.snapshot() });
+    else if (message.type === "published") deliverFromBus(message.channel, message.message);
   });
   process.on("SIGTERM", () => void drain("SIGTERM"));
   process.on("SIGINT", () => void drain("SIGINT"));
@@ -83,6 +83,7 @@ export function runWorker(): void {
     graph = result.loaded.graph;
     generation = message.generation;
     errorLog.configure(graph.observability.error_log);
+    processStores.retainOnly(graph.store, graph.drainTimeoutMs);
     telemetry.configure(graph);
     if (servers.length === 0) {
       try {
@@ -198,6 +199,8 @@ export function runWorker(): void {
     for (const server of servers) server.stop(true);
     await telemetry.close();
     graph?.dispose();
+    // Durable counters (quotas) are written before the worker goes.
+    await processStores.closeAll();
     process.exit(0);
   }
 
@@ -211,5 +214,6 @@ export function runWorker(): void {
     setTimeout(() => process.exit(3), 50);
     return;
   }
+  setBusTransport((channel, message) => send({ type: "publish", channel, message }));
   send({ type: "hello" });
 }

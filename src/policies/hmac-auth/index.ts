@@ -23,7 +23,7 @@ import { recordDecision } from "../../core/pipeline.ts";
 import type { PolicyFactory } from "../../core/policy.ts";
 import { problem } from "../../core/problem.ts";
 import { durationSchema, parseDuration, parseSize, sizeSchema } from "../../core/units.ts";
-import { MemoryStore } from "../../store/memory.ts";
+import type { Store } from "../../store/types.ts";
 import { ALGORITHMS, computeSignature, parseSignatureHeader, signingString } from "./signature.ts";
 
 /** The `config` of an `hmac-auth` policy. */
@@ -67,7 +67,8 @@ export const hmacAuthPolicy: PolicyFactory<HmacAuthConfig> = {
     const maxBody = config.max_body_size === undefined ? DEFAULT_MAX_BODY : parseSize(config.max_body_size);
     // A nonce must be remembered for as long as its `created` time can pass the window check.
     const nonceTtlMs = 2 * skewMs + 1000;
-    const store = context.store ?? new MemoryStore();
+    // The node's (or cluster's) store, created on first use in the serving process.
+    let store: Store | null = null;
     const challenges = [
       `HMAC realm=${quoted(config.realm ?? "turnpike")}, algorithms=${quoted([...algorithms].join(" "))}` +
         (required.length > 0 ? `, headers=${quoted(required.join(" "))}` : ""),
@@ -125,6 +126,7 @@ export const hmacAuthPolicy: PolicyFactory<HmacAuthConfig> = {
         // The nonce is spent only by a valid signature, so nobody can burn another's nonces.
         let fresh: boolean;
         try {
+          store ??= context.store();
           fresh = await store.setIfAbsent(`hmac-nonce:${parsed.keyId}:${parsed.nonce}`, "1", nonceTtlMs);
         } catch {
           recordDecision(exchange, "hmac-auth", "store-unavailable");

@@ -1,10 +1,8 @@
 /**
- * A Store kept in the memory of one process. It serves tests and single-process use;
- * across worker processes it is not shared, so the embedded (node-wide) or Hazelcast
- * store is what a multi-worker gateway uses. Expired entries are dropped when read and
+ * Test helper: a Store kept in the memory of one process, for unit tests of policies. Expired entries are dropped when read and
  * swept when the map grows past `sweepAt` entries, so memory stays bounded by live keys.
  */
-import type { Store, Subscriber, WindowCount } from "./types.ts";
+import type { Store, Subscriber, WindowCount } from "../../src/store/types.ts";
 
 interface Entry {
   value: string;
@@ -76,7 +74,18 @@ export class MemoryStore implements Store {
     return true;
   }
 
+  async readWord(key: string): Promise<number> {
+    return Number(this.#live(`word:${key}`)?.value ?? 0);
+  }
+
+  async compareAndSetWord(key: string, expected: number, next: number, ttlMs: number): Promise<boolean> {
+    if ((await this.readWord(key)) !== expected) return false;
+    this.#put(`word:${key}`, String(next), ttlMs);
+    return true;
+  }
+
   async delete(key: string): Promise<void> {
+    this.#entries.delete(`word:${key}`);
     this.#entries.delete(key);
   }
 
