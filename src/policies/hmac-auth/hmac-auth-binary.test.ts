@@ -1,7 +1,8 @@
 /**
  * `hmac-auth` through the built binary: signed requests with and without bodies reach the
  * upstream as the consumer; tampering, wrong keys, stale or future timestamps, replayed
- * nonces and malformed headers get 401 problem+json; large bodies 413; no secret in logs.
+ * nonces (on any of two workers) and malformed headers get 401 problem+json; large bodies
+ * 413; no secret in logs.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { writeFileSync } from "node:fs";
@@ -48,7 +49,7 @@ routes:
           clock_skew: 60s
           max_body_size: 64KiB
 `,
-    { workers: 1, env: { BILLING_SECRET: SECRET } },
+    { workers: 2, env: { BILLING_SECRET: SECRET } },
   );
 });
 afterAll(async () => {
@@ -167,6 +168,15 @@ describe("refused requests", () => {
     expect((await expectProblem(resigned.response, 401)).detail).toContain("nonce was already used");
     // Another key may use the same nonce.
     expect((await send({ nonce: fixed, keyId: "reports-1", secret: OTHER_SECRET })).response.status).toBe(200);
+  });
+
+  test("one signed request sent many times at once on new connections succeeds exactly once (any worker)", async () => {
+    const authorization = signRequest({ keyId: "billing-1", secret: SECRET, method: "GET", target: "/orders", headers: { host: host() }, created: Math.floor(Date.now() / 1000), nonce: nonce() });
+    const statuses = await Promise.all(
+      Array.from({ length: 12 }, () => fetch(`${gateway.url}/orders`, { headers: { authorization, connection: "close" } }).then((r) => r.status)),
+    );
+    expect(statuses.filter((s) => s === 200).length).toBe(1);
+    expect(statuses.filter((s) => s === 401).length).toBe(11);
   });
 
   test("stale and future timestamps are refused", async () => {
