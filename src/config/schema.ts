@@ -10,6 +10,7 @@ import { consumerHeadersSchema } from "../auth/consumer-headers.ts";
 import { consumersSchema } from "../auth/consumers.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
+import { storeSchema } from "../store/index.ts";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 
@@ -32,6 +33,77 @@ const limits = {
     max_body_size: { ...sizeSchema, description: "Largest request body (413 above it); 0 means no limit." },
     max_header_size: { ...sizeSchema, description: "Largest total size of request headers (431 above it)." },
     max_url_length: { type: "integer", minimum: 1, description: "Longest request target (414 above it)." },
+  },
+};
+
+const concurrency = {
+  type: "object",
+  additionalProperties: false,
+  required: ["max"],
+  description: "At most `max` requests in flight; more wait in an optional queue, then get 503.",
+  properties: {
+    max: { type: "integer", minimum: 1, maximum: 1000000, description: "Most requests in flight at once." },
+    queue: {
+      type: "object",
+      additionalProperties: false,
+      required: ["size"],
+      description: "Requests beyond `max` wait here (first in, first out) for a free slot.",
+      properties: {
+        size: { type: "integer", minimum: 0, maximum: 1000000, description: "Most requests waiting; a full queue answers 503 at once." },
+        timeout: { ...durationSchema, description: "Longest wait for a slot (then 503); default 1s, 0 waits as long as the client does." },
+      },
+    },
+    retry_after: { ...durationSchema, description: "Retry-After of the 503 (rounded up to seconds); default 1s." },
+  },
+};
+
+const split = {
+  type: "object",
+  additionalProperties: false,
+  required: ["upstreams"],
+  description: "Sends the route's requests to several upstreams: A/B rules first, then weights; optionally sticky.",
+  properties: {
+    upstreams: {
+      type: "array",
+      minItems: 1,
+      description: "Weighted sides, e.g. stable 95 and canary 5; the weights must add up to more than 0.",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["upstream", "weight"],
+        properties: {
+          upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+          weight: { type: "integer", minimum: 0, maximum: 1000000, description: "Share of requests (0: only through rules)." },
+        },
+      },
+    },
+    rules: {
+      type: "array",
+      description: "A/B selection: the first rule whose header or cookie matches picks its upstream.",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["value", "upstream"],
+        properties: {
+          header: { type: "string", pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" },
+          cookie: { type: "string", pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" },
+          value: { $ref: "#/$defs/valueMatch" },
+          upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+        },
+      },
+    },
+    sticky: {
+      type: "object",
+      additionalProperties: false,
+      required: ["by"],
+      description: "Keeps one client on one side: the key (client IP, header or cookie) is hashed onto the weights.",
+      properties: {
+        by: { enum: ["client_ip", "header", "cookie"] },
+        name: { type: "string", pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", description: "The header or cookie name." },
+        set_cookie: { type: "boolean", description: "With by: cookie, give a client without the cookie a random id in it." },
+        max_age: { ...durationSchema, description: "Max-Age of the cookie the gateway sets; default 24h." },
+      },
+    },
   },
 };
 
@@ -121,6 +193,11 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
           drain_timeout: { ...durationSchema, description: "Grace for in-flight requests on shutdown; default 30s." },
           watch: { type: "boolean", description: "Reload when the config file changes." },
           client_idle_timeout: { ...durationSchema, description: "Idle client connections close after this; default 60s, at most 255s." },
+          trusted_proxies: {
+            type: "array",
+            items: { type: "string", minLength: 1 },
+            description: "Proxies (IPv4/IPv6 addresses or CIDR ranges) whose X-Forwarded-For names the real client address.",
+          },
           limits,
         },
       },
@@ -153,6 +230,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
             },
             mock,
             timeouts,
+            concurrency,
           },
         },
       },
@@ -161,7 +239,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
         items: {
           type: "object",
           additionalProperties: false,
-          required: ["name", "upstream"],
+          required: ["name"],
           properties: {
             name: { type: "string", pattern: NAME_PATTERN },
             priority: { type: "integer", description: "Higher wins among matching routes; default 0." },
@@ -181,7 +259,8 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
                 query: { type: "object", additionalProperties: { $ref: "#/$defs/valueMatch" } },
               },
             },
-            upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+            upstream: { type: "string", description: "Name of an entry of `upstreams` (or use `split`)." },
+            split,
             rewrite: {
               type: "object",
               additionalProperties: false,
@@ -205,10 +284,12 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
             timeouts,
             limits,
             policies: { type: "array", items: { $ref: "#/$defs/policy" } },
+            concurrency,
           },
         },
       },
       observability: observabilitySchema,
+      store: storeSchema(),
       consumers: consumersSchema,
       consumer_headers: consumerHeadersSchema,
       pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },

@@ -3,7 +3,10 @@
  */
 import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
+import type { SplitConfig } from "../router/split.ts";
+import type { ConcurrencyConfig } from "../upstream/concurrency.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
+import type { StoreConfig } from "../store/index.ts";
 import type { ConsumerHeadersConfig } from "../auth/consumer-headers.ts";
 import type { ConsumerConfig } from "../auth/consumers.ts";
 export type { MockConfig };
@@ -19,6 +22,7 @@ export interface TurnpikeConfig {
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
   observability?: ObservabilityConfig;
+  store?: StoreConfig;
   consumers?: ConsumerConfig[];
   consumer_headers?: ConsumerHeadersConfig;
   pre_flow?: PolicyEntryConfig[];
@@ -54,6 +58,8 @@ export interface ServerConfig {
   drain_timeout?: Duration;
   watch?: boolean;
   limits?: LimitsConfig;
+  /** Peers (CIDR ranges) whose X-Forwarded-For names the real client. */
+  trusted_proxies?: string[];
   /** Seconds a client connection may stay idle (Bun's idleTimeout, max 255). */
   client_idle_timeout?: Duration;
 }
@@ -75,6 +81,7 @@ export interface UpstreamConfig {
   targets?: (string | TargetConfig)[];
   mock?: MockConfig;
   timeouts?: TimeoutsConfig;
+  concurrency?: ConcurrencyConfig;
 }
 
 export type { HeaderOpsConfig } from "../core/headers.ts";
@@ -99,7 +106,9 @@ export interface RouteConfig {
   name: string;
   match?: RouteMatchConfig;
   priority?: number;
-  upstream: string;
+  /** Where requests go; a route has `upstream` or `split`. */
+  upstream?: string;
+  split?: SplitConfig;
   rewrite?: RewriteConfig;
   host_header?: "preserve" | "upstream" | { set: string };
   request_headers?: HeaderOpsConfig;
@@ -107,6 +116,7 @@ export interface RouteConfig {
   timeouts?: TimeoutsConfig;
   limits?: LimitsConfig;
   policies?: PolicyEntryConfig[];
+  concurrency?: ConcurrencyConfig;
 }
 
 export interface PolicyEntryConfig {

@@ -6,11 +6,14 @@ import { jwtPolicy } from "./jwt/index.ts";
 import { authPolicy } from "./auth/index.ts";
 import { authorizePolicy } from "./authorize/index.ts";
 import { contentTypePolicy } from "./content-type/index.ts";
+import { corsPolicy } from "./cors/index.ts";
 import { headersPolicy } from "./headers/index.ts";
+import { hmacAuthPolicy } from "./hmac-auth/index.ts";
+import { ipRestrictionPolicy } from "./ip-restriction/index.ts";
 import { mockPolicy } from "./mock/index.ts";
 import { requestSizeLimitPolicy } from "./request-size-limit/index.ts";
 
 /** A registry holding every built-in policy type. */
 export function builtinPolicies(): PolicyRegistry {
-  return new PolicyRegistry([headersPolicy, requestSizeLimitPolicy, contentTypePolicy, mockPolicy, apiKeyPolicy, basicAuthPolicy, jwtPolicy, authPolicy, authorizePolicy]);
+  return new PolicyRegistry([headersPolicy, requestSizeLimitPolicy, contentTypePolicy, mockPolicy, apiKeyPolicy, ipRestrictionPolicy, corsPolicy, hmacAuthPolicy, basicAuthPolicy, jwtPolicy, authPolicy, authorizePolicy]);
 }

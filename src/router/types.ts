@@ -3,7 +3,9 @@
  */
 import type { HeaderOps } from "../core/headers.ts";
 import type { Step } from "../core/pipeline.ts";
+import type { ConcurrencyLimiter } from "../upstream/concurrency.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
+import type { Split } from "./split.ts";
 
 /** Upstream timeouts in milliseconds; 0 means none. */
 export interface Timeouts {
@@ -38,4 +40,14 @@ export interface CompiledRoute {
   timeouts: Timeouts;
   limits: Limits;
   policies: Step[];
+  /**
+   * Concurrency limits a request takes a slot of before the upstream call, in order:
+   * the route's, then its upstream's. Empty when none is configured.
+   */
+  limiters: ConcurrencyLimiter[];
+  /**
+   * With `split`: picks the variant of this route (same settings, another upstream)
+   * that serves a request; null on a plain route and on the variants themselves.
+   */
+  split: Split | null;
 }

@@ -6,7 +6,8 @@ import type { Server } from "bun";
 import type { ConsumerHeaders } from "../auth/consumer-headers.ts";
 import type { RuntimeGraph } from "../config/graph.ts";
 import { limitRequestBody } from "../core/body-limit.ts";
-import type { Exchange } from "../core/exchange.ts";
+import { resolveClientAddress } from "../core/client-address.ts";
+import type { Exchange, TlsInfo } from "../core/exchange.ts";
 import { applyHeaderOps } from "../core/headers.ts";
 import { answerMock } from "../core/mock.ts";
 import { runCompletion, runPipeline, type Step } from "../core/pipeline.ts";
@@ -14,6 +15,8 @@ import type { Policy } from "../core/policy.ts";
 import { problem } from "../core/problem.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { WorkerTelemetry } from "../observability/telemetry.ts";
+import type { CompiledRoute } from "../router/types.ts";
+import { acquireAll, releaseAfterBody } from "../upstream/concurrency.ts";
 import { forwardHttp } from "../upstream/forward.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
@@ -29,6 +32,7 @@ export function createRequestHandler(
   current: () => RuntimeGraph,
   log: Logger,
   telemetry: WorkerTelemetry | null = null,
+  connections: ConnectionRegistry | null = null,
 ): (request: Request, server: Server<unknown>) => Promise<Response> {
   const onCompleteError = (error: unknown, policy: Policy, exchange: Exchange) =>
     log.error("policy completion hook failed", { policy: policy.type, request_id: exchange.requestId, error });
@@ -46,18 +50,49 @@ export function createRequestHandler(
   async function serve(request: Request, server: Server<unknown>, requestId: string, state: HandleState): Promise<Response> {
     const graph = current();
     try {
-      state.clientIp = server.requestIP(request)?.address ?? "";
+      let peer: string;
+      let tls: TlsInfo | null = null;
+      if (connections) {
+        const connection = connections.lookup(server.requestIP(request)?.port ?? -1);
+        if (!connection) {
+          return problem({ status: 400, kind: "connection-unknown", detail: "The connection is not known to the TLS listener.", requestId });
+        }
+        peer = connection.peerAddress;
+        tls = connection.tls;
+      } else {
+        peer = server.requestIP(request)?.address ?? "";
+      }
+      state.clientIp = peer;
       const early = checkLimits(request, graph, requestId);
       if (early) return early;
+      let realClientIp = peer;
+      if (graph.trustedProxies) {
+        const resolved = resolveClientAddress(peer, request.headers.get("x-forwarded-for"), graph.trustedProxies);
+        if (!resolved.ok) {
+          return problem({
+            status: 400,
+            kind: "bad-forwarded-for",
+            detail: `X-Forwarded-For holds ${JSON.stringify(resolved.entry)}, which is not an IP address.`,
+            requestId,
+          });
+        }
+        realClientIp = state.clientIp = resolved.address;
+      }
       const url = parseRequestTarget(request, scheme, authorityOf(server), requestId);
       if (url instanceof Response) return url;
+      if (connections) {
+        const misdirected = connections.checkHost(url.hostname, tls, requestId);
+        if (misdirected) return misdirected;
+      }
       const match = graph.router.match(request, url);
-      const clientIp = state.clientIp;
+      const clientIp = peer;
       const exchange: Exchange = (state.exchange = {
         request,
         url,
         requestId,
         clientIp,
+        realClientIp,
+        tls,
         scheme,
         route: match?.route ?? null,
         params: match?.params ?? {},
@@ -73,6 +108,8 @@ export function createRequestHandler(
         upstreamHeadersAt: 0,
         consumer: null,
       });
+      // A split route hands the request to the variant of its chosen upstream.
+      if (exchange.route?.split) exchange.route = exchange.route.split.choose(exchange);
       if (telemetry) telemetry.start(exchange);
       const route = exchange.route;
       if (route) {
@@ -109,7 +146,18 @@ export function createRequestHandler(
 /** What `serve` learned that the telemetry needs even when it answered early. */
 interface HandleState {
   exchange: Exchange | null;
+  /** The real client address once known (the socket peer until then). */
   clientIp: string;
+}
+
+/**
+ * Connections of a listener whose TLS is terminated in front of its Bun.serve (client
+ * certificates): the handler finds a request's connection by the source port it came from.
+ */
+export interface ConnectionRegistry {
+  lookup(localPort: number): { peerAddress: string; tls: TlsInfo } | undefined;
+  /** A 421 problem when the request's host is not the server name the handshake verified. */
+  checkHost(hostname: string, tls: TlsInfo | null, requestId: string): Response | undefined;
 }
 
 /** The listener's own address, the authority of a request that has no Host (HTTP/1.0). */
@@ -168,6 +216,24 @@ async function proxy(exchange: Exchange): Promise<Response> {
       requestId: exchange.requestId,
     });
   }
+  if (route.limiters.length === 0) return callUpstream(exchange, route);
+  const refusedBy = await acquireAll(route.limiters, exchange.request.signal);
+  if (refusedBy) return refusedBy.refusal(exchange);
+  const release = () => {
+    for (const limiter of route.limiters) limiter.release();
+  };
+  let response: Response;
+  try {
+    response = await callUpstream(exchange, route);
+  } catch (error) {
+    release();
+    throw error;
+  }
+  return releaseAfterBody(response, release);
+}
+
+/** The upstream call (or mock answer) of a route, with its header actions. */
+async function callUpstream(exchange: Exchange, route: CompiledRoute): Promise<Response> {
   if (route.requestHeaders) applyHeaderOps(exchange.upstreamHeaders, route.requestHeaders);
   const upstream = route.upstream;
   let response: Response;

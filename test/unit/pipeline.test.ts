@@ -18,6 +18,8 @@ function exchangeFor(url: string, init: { method?: string; headers?: Record<stri
     url: new URL(url),
     requestId: "test-id",
     clientIp: init.clientIp ?? "127.0.0.1",
+    realClientIp: init.clientIp ?? "127.0.0.1",
+    tls: null,
     scheme: "http",
     route: null,
     params: {},
