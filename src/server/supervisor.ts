@@ -20,6 +20,7 @@ import type { ErrorLogOutput } from "../observability/error-log.ts";
 import type { Logger } from "../observability/logger.ts";
 import { readMetricsConfig } from "../observability/metrics/config.ts";
 import { NodeMetrics, SCRAPE_TIMEOUT_MS } from "../observability/metrics/node-metrics.ts";
+import { createNodeMemory, type NodeMemory } from "../shared/index.ts";
 import { VERSION } from "../version.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { unavailableListeners } from "./port-check.ts";
@@ -108,6 +109,8 @@ class Supervisor {
   /** Worker snapshots, retired totals and the supervisor's own metrics. */
   readonly #metrics = new NodeMetrics();
   #scrapeId = 0;
+  /** Node-wide shared memory, mapped by every worker (created before the first one starts). */
+  #memory: NodeMemory | null = null;
 
   constructor(options: SupervisorOptions) {
     this.#file = resolve(options.file);
@@ -144,6 +147,14 @@ class Supervisor {
       console.error(`${taken.length} error(s); nothing started.`);
       process.exit(1);
     }
+    try {
+      this.#memory = createNodeMemory();
+    } catch (error) {
+      console.error(`cannot create the node's shared memory: ${(error as Error).message}`);
+      process.exit(1);
+    }
+    // Removed however the supervisor ends (shutdown, failed start); workers that still run keep their mapping.
+    process.on("exit", () => this.#memory?.remove());
     if (graph.admin.enabled) {
       try {
         this.#admin = startAdmin(graph.admin.address, graph.admin.port, this.#adminSource());

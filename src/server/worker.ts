@@ -14,6 +14,7 @@ import { createLogger } from "../observability/logger.ts";
 import { RequestMetrics } from "../observability/metrics/request-metrics.ts";
 import { WorkerTelemetry } from "../observability/telemetry.ts";
 import { Tracing } from "../observability/tracing/tracing.ts";
+import { nodeTable } from "../shared/index.ts";
 import { createRequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -197,5 +198,15 @@ export function runWorker(): void {
     process.exit(0);
   }
 
+  // Map the node's shared memory now, so that a worker that cannot does not serve.
+  try {
+    nodeTable();
+  } catch (error) {
+    const text = `cannot map the node's shared memory: ${(error as Error).message}`;
+    log.error(text);
+    send({ type: "failed", generation: 0, errors: [text] });
+    setTimeout(() => process.exit(3), 50);
+    return;
+  }
   send({ type: "hello" });
 }

@@ -3,6 +3,7 @@
  */
 import type { MockResponse } from "../core/mock.ts";
 import type { Timeouts } from "../router/types.ts";
+import type { ConcurrencyLimiter } from "./concurrency.ts";
 
 /** One backend address, parsed once at load. */
 export interface Target {
@@ -17,5 +18,5 @@ export interface Target {
 
 /** An upstream: either forwarded to targets or answered by a mock. */
 export type CompiledUpstream =
-  | { kind: "http"; name: string; targets: Target[]; timeouts: Partial<Timeouts>; pick(): Target }
-  | { kind: "mock"; name: string; mock: MockResponse; timeouts: Partial<Timeouts> };
+  | { kind: "http"; name: string; targets: Target[]; timeouts: Partial<Timeouts>; concurrency: ConcurrencyLimiter | null; pick(): Target }
+  | { kind: "mock"; name: string; mock: MockResponse; timeouts: Partial<Timeouts>; concurrency: ConcurrencyLimiter | null };
