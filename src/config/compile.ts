@@ -23,6 +23,7 @@ import type { CompiledRoute, Limits, Rewrite, Timeouts } from "../router/types.t
 import { ConcurrencyLimiter, type ConcurrencyConfig } from "../upstream/concurrency.ts";
 import { createTargetPicker } from "../upstream/targets.ts";
 import type { CompiledUpstream, Target } from "../upstream/types.ts";
+import { compileStoreSettings, processStores, type StoreSettings } from "../store/index.ts";
 import type { CompiledListener, RuntimeGraph } from "./graph.ts";
 import type { ConfigError, ConfigPath } from "./source.ts";
 import type { LimitsConfig, PolicyEntryConfig, RouteConfig, TimeoutsConfig, TurnpikeConfig, UpstreamConfig } from "./types.ts";
@@ -45,6 +46,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
   const errors: ConfigError[] = [];
   const fail = (path: ConfigPath, message: string) => errors.push({ path, message });
   const created: Policy[] = [];
+  const store = compileStoreSettings(config.store, options.baseDir, fail);
 
   const listeners = config.listeners.map((listener, i) => compileListener(listener, ["listeners", i], options.baseDir, fail));
   const seenPorts = new Map<string, number>();
@@ -66,7 +68,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, created, fail);
+      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, store, created, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -136,6 +138,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     watch: config.server?.watch ?? false,
     clientIdleTimeoutSeconds: idleSeconds,
     observability: config.observability ?? {},
+    store,
     consumers: consumers.directory,
     consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),
@@ -335,6 +338,7 @@ function compilePolicy(
   path: ConfigPath,
   registry: PolicyRegistry,
   consumers: ConsumerDirectory,
+  store: StoreSettings,
   created: Policy[],
   fail: Fail,
 ): Step | null {
@@ -355,8 +359,9 @@ function compilePolicy(
     const context = {
       path: path.join("."),
       consumers,
+      store: () => processStores.get(store),
       createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
-        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, created, fail);
+        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, store, created, fail);
         if (!step) return null;
         created.push(step.policy);
         if (step.when) {

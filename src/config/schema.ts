@@ -10,6 +10,7 @@ import { consumerHeadersSchema } from "../auth/consumer-headers.ts";
 import { consumersSchema } from "../auth/consumers.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
+import { storeSchema } from "../store/index.ts";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 
@@ -237,6 +238,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
         },
       },
       observability: observabilitySchema,
+      store: storeSchema(),
       consumers: consumersSchema,
       consumer_headers: consumerHeadersSchema,
       pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },

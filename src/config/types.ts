@@ -5,6 +5,7 @@ import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
 import type { ConcurrencyConfig } from "../upstream/concurrency.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
+import type { StoreConfig } from "../store/index.ts";
 import type { ConsumerHeadersConfig } from "../auth/consumer-headers.ts";
 import type { ConsumerConfig } from "../auth/consumers.ts";
 export type { MockConfig };
@@ -20,6 +21,7 @@ export interface TurnpikeConfig {
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
   observability?: ObservabilityConfig;
+  store?: StoreConfig;
   consumers?: ConsumerConfig[];
   consumer_headers?: ConsumerHeadersConfig;
   pre_flow?: PolicyEntryConfig[];

@@ -21,6 +21,7 @@ import type { Logger } from "../observability/logger.ts";
 import { readMetricsConfig } from "../observability/metrics/config.ts";
 import { NodeMetrics, SCRAPE_TIMEOUT_MS } from "../observability/metrics/node-metrics.ts";
 import { createNodeMemory, type NodeMemory } from "../shared/index.ts";
+import { restoreDurableCounters } from "../store/embedded/state-file.ts";
 import { VERSION } from "../version.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { unavailableListeners } from "./port-check.ts";
@@ -147,11 +148,21 @@ class Supervisor {
       console.error(`${taken.length} error(s); nothing started.`);
       process.exit(1);
     }
+    const store = graph.store;
     try {
-      this.#memory = createNodeMemory();
+      this.#memory = createNodeMemory(store.embedded.memorySlots);
     } catch (error) {
       console.error(`cannot create the node's shared memory: ${(error as Error).message}`);
       process.exit(1);
+    }
+    if (store.type === "embedded") {
+      // Quotas and other durable counters continue where the last run left them.
+      try {
+        const restored = restoreDurableCounters(store.embedded.stateDir, this.#memory.table);
+        if (restored > 0) this.#log.info("durable counters restored", { state_dir: store.embedded.stateDir, counters: restored });
+      } catch (error) {
+        this.#log.error("cannot read the state file; durable counters start from zero", { state_dir: store.embedded.stateDir, error });
+      }
     }
     // Removed however the supervisor ends (shutdown, failed start); workers that still run keep their mapping.
     process.on("exit", () => this.#memory?.remove());
@@ -241,6 +252,10 @@ class Supervisor {
 
   #onMessage(handle: WorkerHandle, message: FromWorker): void {
     if (message.type === "metrics") this.#metrics.workerReported(handle.process.pid, message.snapshot);
+    if (message.type === "publish") {
+      for (const worker of this.#live) this.#send(worker, { type: "published", channel: message.channel, message: message.message });
+      return;
+    }
     if (message.type === "hello") {
       // A worker that was spawned while a shutdown began may have missed its drain message.
       if (this.#stopping || handle.retiring) this.#send(handle, { type: "drain" });
