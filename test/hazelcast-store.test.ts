@@ -9,6 +9,7 @@ import { createLogger, type Logger } from "../src/observability/logger.ts";
 import { createHazelcastStore, StoreUnavailableError, type HazelcastMode, type HazelcastStore } from "../src/store/hazelcast.ts";
 import { freePort } from "./helpers/gateway.ts";
 import { hazelcastMissing, startMember, type Member } from "./helpers/hazelcast.ts";
+import { storeSuite } from "./store-suite.ts";
 
 const FIXTURE = resolve(import.meta.dir, "fixtures/hazelcast-increments.ts");
 
@@ -75,6 +76,13 @@ describe.skipIf(hazelcastMissing !== null)("Hazelcast store", () => {
     await member?.stop();
   });
 
+  // Two stores made by this factory stand for two gateway processes (or nodes).
+  storeSuite("hazelcast", async () => {
+    const store = createHazelcastStore({ members: [member.address], mode: "strict", log: createLogger({}, "error") });
+    await waitFor("connection", () => store.available);
+    return store;
+  });
+
   test("strict mode: 3 processes × 400 concurrent increments get every count from 1 to 1200 once", async () => {
     const key = `strict-${crypto.randomUUID()}`;
     const counts = await incrementsFromProcesses(member, "strict", key, 3, 400, 1_000_000);
@@ -95,45 +103,6 @@ describe.skipIf(hazelcastMissing !== null)("Hazelcast store", () => {
     const admitted = counts.filter((c) => c <= limit).length;
     expect(admitted).toBeLessThanOrEqual(limit);
     expect(admitted).toBeGreaterThanOrEqual(limit * 0.99);
-  });
-
-  test("values with TTL, set-if-absent with one winner, and messages between two stores", async () => {
-    const a = open();
-    const b = open();
-    await waitFor("connection", () => a.available && b.available);
-    const key = `value-${crypto.randomUUID()}`;
-    await a.set(key, "v1", 0);
-    expect(await b.get(key)).toBe("v1");
-    await a.set(`${key}-short`, "gone soon", 300);
-    expect(await b.get(`${key}-short`)).toBe("gone soon");
-    const nonce = `nonce-${crypto.randomUUID()}`;
-    const wins = await Promise.all([a.setIfAbsent(nonce, "a", 60_000), b.setIfAbsent(nonce, "b", 60_000), a.setIfAbsent(nonce, "c", 60_000)]);
-    expect(wins.filter(Boolean).length).toBe(1);
-    await a.delete(key);
-    expect(await b.get(key)).toBeUndefined();
-
-    const channel = `invalidations-${crypto.randomUUID()}`;
-    const seenByA: string[] = [];
-    const seenByB: string[] = [];
-    a.subscribe(channel, (m) => seenByA.push(m));
-    const unsubscribe = b.subscribe(channel, (m) => seenByB.push(m));
-    // A subscription is registered with the member in the background; publish until both hear.
-    await waitFor("both subscribers to hear a message", () => {
-      if (seenByA.length === 0 || seenByB.length === 0) void a.publish(channel, "ping").catch(() => {});
-      return seenByA.length > 0 && seenByB.length > 0;
-    });
-    unsubscribe();
-    const before = seenByB.length;
-    await b.publish(channel, "after");
-    await waitFor("a to hear the last message", () => seenByA.includes("after"));
-    expect(seenByB.length).toBe(before);
-    // The 300 ms value is gone by now (or soon: the member expires entries lazily).
-    let left: string | undefined = "gone soon";
-    for (let i = 0; i < 100 && left !== undefined; i++) {
-      left = await b.get(`${key}-short`);
-      if (left !== undefined) await Bun.sleep(50);
-    }
-    expect(left).toBeUndefined();
   });
 
   test("member killed: unavailable, operations fail fast, one log line per transition, recovery when it returns", async () => {

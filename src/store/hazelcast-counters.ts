@@ -37,7 +37,17 @@ export interface CounterMap {
  * rounded up with a second to spare. The expiry in the value decides; this frees memory.
  */
 export function memberTtl(ms: number): number {
-  return Math.ceil(ms / 1000) * 1000 + 1000;
+  return ms > 0 ? Math.ceil(ms / 1000) * 1000 + 1000 : 0;
+}
+
+/** Whether a parsed entry still counts at `now` (an expiry of 0 never ends). */
+export function isLive(entry: { expiresAt: number } | null, now: number): boolean {
+  return entry !== null && (entry.expiresAt === 0 || entry.expiresAt > now);
+}
+
+/** Milliseconds left until `expiresAt` (0 when it never expires). */
+function left(expiresAt: number, now: number): number {
+  return expiresAt === 0 ? 0 : Math.max(0, expiresAt - now);
 }
 
 /** Retries of one swap before giving up (each lost race means another process progressed). */
@@ -64,7 +74,12 @@ interface KeyState {
   lease: Lease | null;
   /** Extra counts the next swap should take for a lease (batched mode). */
   leaseSize: number;
+  /** When this process last used the key (idle keys are forgotten by sweep). */
+  usedAt: number;
 }
+
+/** Local state of a key unused this long is dropped (an unused lease goes with it). */
+const IDLE_MS = 60_000;
 
 /** Parses `"<count>:<expiresAt>"`; null for anything else. */
 export function parseCounter(raw: string | null): { count: number; expiresAt: number } | null {
@@ -98,12 +113,13 @@ export class Counters {
   increment(key: string, delta: number, windowMs: number, limit?: number): Promise<WindowCount> {
     const state = this.#state(key);
     const now = this.#now();
+    state.usedAt = now;
     if (this.#batched && delta > 0) {
       const lease = state.lease;
-      if (lease && lease.expiresAt > now && lease.next + delta - 1 <= lease.last) {
+      if (lease && isLive(lease, now) && lease.next + delta - 1 <= lease.last) {
         const count = lease.next + delta - 1;
         lease.next += delta;
-        return Promise.resolve({ count, resetMs: lease.expiresAt - now });
+        return Promise.resolve({ count, resetMs: left(lease.expiresAt, now) });
       }
       state.lease = null;
       state.leaseSize = limit !== undefined ? this.#blockSize(limit) : 0;
@@ -117,7 +133,7 @@ export class Counters {
   /** Current count of `key` on the member (taken but unused leases included). */
   async count(key: string): Promise<number> {
     const parsed = parseCounter(await this.#map.get(key));
-    return parsed && parsed.expiresAt > this.#now() ? parsed.count : 0;
+    return parsed && isLive(parsed, this.#now()) ? parsed.count : 0;
   }
 
   /** Forgets what this process knows of `key` (after a delete). */
@@ -134,8 +150,7 @@ export class Counters {
     const now = this.#now();
     for (const [key, state] of this.#keys) {
       if (state.running) continue;
-      const parsed = parseCounter(state.raw);
-      if (!parsed || parsed.expiresAt <= now) this.#keys.delete(key);
+      if (!isLive(parseCounter(state.raw), now) || now - state.usedAt > IDLE_MS) this.#keys.delete(key);
     }
   }
 
@@ -157,7 +172,7 @@ export class Counters {
   #state(key: string): KeyState {
     let state = this.#keys.get(key);
     if (!state) {
-      state = { raw: null, queue: [], running: false, lease: null, leaseSize: 0 };
+      state = { raw: null, queue: [], running: false, lease: null, leaseSize: 0, usedAt: this.#now() };
       this.#keys.set(key, state);
     }
     return state;
@@ -176,7 +191,7 @@ export class Counters {
         try {
           const { before, after, expiresAt } = await this.#add(key, state, total + extra, windowMs);
           const now = this.#now();
-          const resetMs = Math.max(0, expiresAt - now);
+          const resetMs = left(expiresAt, now);
           let running = before;
           for (const waiter of batch) {
             running += waiter.delta;
@@ -199,7 +214,7 @@ export class Counters {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const now = this.#now();
       if (current === null) {
-        const expiresAt = now + windowMs;
+        const expiresAt = windowMs > 0 ? now + windowMs : 0;
         const fresh = `${amount}:${expiresAt}`;
         const existing = await this.#map.putIfAbsent(key, fresh, memberTtl(windowMs));
         if (existing === null) {
@@ -211,16 +226,16 @@ export class Counters {
       }
       const parsed = parseCounter(current);
       // An entry past its expiry (or unreadable) starts a new window.
-      const live = parsed !== null && parsed.expiresAt > now;
-      const before = live ? parsed.count : 0;
-      const expiresAt = live ? parsed.expiresAt : now + windowMs;
+      const live = isLive(parsed, now);
+      const before = live ? parsed!.count : 0;
+      const expiresAt = live ? parsed!.expiresAt : windowMs > 0 ? now + windowMs : 0;
       const next = `${before + amount}:${expiresAt}`;
       if (await this.#map.replaceIfSame(key, current, next)) {
         state.raw = next;
         // The swap cleared the member's TTL: set it again, one window longer than the
         // value's own expiry, so a late setTtl from an older window can never cut a newer
         // window short (the value's expiry decides; the TTL only frees memory).
-        this.#map.setTtl(key, memberTtl(expiresAt - now + windowMs)).catch(() => {});
+        if (expiresAt !== 0) this.#map.setTtl(key, memberTtl(expiresAt - now + windowMs)).catch(() => {});
         return { before, after: before + amount, expiresAt };
       }
       // Lost the race (or the guess was stale): putIfAbsent reads what is there (or

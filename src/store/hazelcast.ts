@@ -15,8 +15,10 @@
  */
 import { Client, LifecycleState, ReconnectMode, type IMap, type ITopic } from "hazelcast-client";
 import type { Logger } from "../observability/logger.ts";
-import { Counters, memberTtl } from "./hazelcast-counters.ts";
-import type { Store, Subscriber, WindowCount } from "./types.ts";
+import { Counters, isLive, memberTtl, parseCounter } from "./hazelcast-counters.ts";
+import { StoreUnavailableError, type Store, type Subscriber, type WindowCount } from "./types.ts";
+
+export { StoreUnavailableError };
 
 /** How counters reach the cluster. */
 export type HazelcastMode = "strict" | "batched";
@@ -36,14 +38,6 @@ export interface HazelcastStoreOptions {
   /** Prefix of the map and topic names; default `turnpike`. */
   prefix?: string;
   log: Logger;
-}
-
-/** Thrown by every operation while the cluster cannot be reached. */
-export class StoreUnavailableError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = "StoreUnavailableError";
-  }
 }
 
 /** A process announces itself this often; the count of live processes sizes batched leases. */
@@ -89,8 +83,10 @@ export class HazelcastStore implements Store {
   readonly #prefix: string;
   readonly #id = crypto.randomUUID();
   readonly #client: Promise<Client>;
-  #counterMap: IMap<string, string> | null = null;
-  #valueMap: IMap<string, string> | null = null;
+  /** One map holds counters, words and values (callers keep their keys apart). */
+  #map: IMap<string, string> | null = null;
+  /** The last stored form of each word this process read or wrote (a compare-and-set's guess). */
+  readonly #words = new Map<string, string | null>();
   #connected = false;
   /** Whether the last logged state was "unavailable" (so each transition logs once). */
   #reportedDown = false;
@@ -157,7 +153,7 @@ export class HazelcastStore implements Store {
   }
 
   get available(): boolean {
-    return this.#connected && this.#valueMap !== null && !this.#closed;
+    return this.#connected && this.#map !== null && !this.#closed;
   }
 
   increment(key: string, delta: number, windowMs: number, limit?: number): Promise<WindowCount> {
@@ -170,31 +166,65 @@ export class HazelcastStore implements Store {
   }
 
   async get(key: string): Promise<string | undefined> {
-    return liveValue(await this.#op((m) => m.get(key), this.#valueMap), Date.now());
+    return liveValue(await this.#op((m) => m.get(key)), Date.now());
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
-    await this.#op((m) => m.set(key, encodeValue(value, ttlMs), valueTtl(ttlMs)), this.#valueMap);
+    await this.#op((m) => m.set(key, encodeValue(value, ttlMs), valueTtl(ttlMs)));
   }
 
   async setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean> {
     const encoded = encodeValue(value, ttlMs);
     for (let attempt = 0; attempt < 16; attempt++) {
-      const existing = await this.#op((m) => m.putIfAbsent(key, encoded, valueTtl(ttlMs)), this.#valueMap);
+      const existing = await this.#op((m) => m.putIfAbsent(key, encoded, valueTtl(ttlMs)));
       if (existing === null || existing === undefined) return true;
       if (liveValue(existing, Date.now()) !== undefined) return false;
       // Past its expiry but not yet dropped by the member: take its place, if nobody else does first.
-      if (await this.#op((m) => m.replaceIfSame(key, existing, encoded), this.#valueMap)) {
-        if (ttlMs > 0) this.#op((m) => m.setTtl(key, valueTtl(ttlMs)), this.#valueMap).catch(() => {});
+      if (await this.#op((m) => m.replaceIfSame(key, existing, encoded))) {
+        if (ttlMs > 0) this.#op((m) => m.setTtl(key, valueTtl(ttlMs))).catch(() => {});
         return true;
       }
     }
     return false;
   }
 
+  async readWord(key: string): Promise<number> {
+    const raw = (await this.#op((m) => m.get(key))) ?? null;
+    this.#remember(key, raw);
+    const parsed = parseCounter(raw);
+    return isLive(parsed, Date.now()) ? parsed!.count : 0;
+  }
+
+  async compareAndSetWord(key: string, expected: number, next: number, ttlMs: number): Promise<boolean> {
+    const now = Date.now();
+    const fresh = `${next}:${ttlMs > 0 ? now + ttlMs : 0}`;
+    // The stored form last seen is the guess; read it when this process has none.
+    let raw = this.#words.has(key) ? this.#words.get(key)! : ((await this.#op((m) => m.get(key))) ?? null);
+    const parsed = parseCounter(raw);
+    if ((isLive(parsed, now) ? parsed!.count : 0) !== expected) {
+      // The guess may be stale: read once more before saying another writer won.
+      raw = (await this.#op((m) => m.get(key))) ?? null;
+      const current = parseCounter(raw);
+      this.#remember(key, raw);
+      if ((isLive(current, now) ? current!.count : 0) !== expected) return false;
+    }
+    let swapped: boolean;
+    if (raw === null) {
+      swapped = ((await this.#op((m) => m.putIfAbsent(key, fresh, memberTtl(ttlMs)))) ?? null) === null;
+    } else {
+      swapped = await this.#op((m) => m.replaceIfSame(key, raw!, fresh));
+      // The swap cleared the member's TTL (see hazelcast-counters.ts).
+      if (swapped && ttlMs > 0) this.#op((m) => m.setTtl(key, memberTtl(ttlMs))).catch(() => {});
+    }
+    if (swapped) this.#remember(key, fresh);
+    else this.#words.delete(key);
+    return swapped;
+  }
+
   async delete(key: string): Promise<void> {
     this.#counters.forget(key);
-    await Promise.all([this.#op((m) => m.delete(key)), this.#op((m) => m.delete(key), this.#valueMap)]);
+    this.#words.delete(key);
+    await this.#op((m) => m.delete(key));
   }
 
   async publish(channel: string, message: string): Promise<void> {
@@ -237,6 +267,12 @@ export class HazelcastStore implements Store {
     }
   }
 
+  #remember(key: string, raw: string | null): void {
+    // A bounded guess cache: forgetting costs one read, never correctness.
+    if (this.#words.size >= 10_000) this.#words.clear();
+    this.#words.set(key, raw);
+  }
+
   #every(ms: number, run: () => void): void {
     const timer = setInterval(run, ms);
     timer.unref?.();
@@ -251,6 +287,7 @@ export class HazelcastStore implements Store {
       this.#connected = false;
       // The member may have lost its data (a restart): nothing cached locally is trusted.
       this.#counters.reset();
+      this.#words.clear();
       if (!this.#closed && !this.#reportedDown) {
         this.#reportedDown = true;
         this.#log.warn("lost the Hazelcast cluster; limits follow their fail mode until it is back", { members: this.#options.members });
@@ -262,8 +299,7 @@ export class HazelcastStore implements Store {
   async #prepare(): Promise<void> {
     try {
       const client = await this.#client;
-      this.#counterMap ??= await client.getMap(`${this.#prefix}.counters`);
-      this.#valueMap ??= await client.getMap(`${this.#prefix}.values`);
+      this.#map ??= await client.getMap(`${this.#prefix}.state`);
     } catch (error) {
       // Lost the connection again before the maps were ready; the next CONNECTED retries.
       this.#log.debug("Hazelcast maps not ready", { error: String(error) });
@@ -346,7 +382,8 @@ export class HazelcastStore implements Store {
   }
 
   /** Runs one map operation with the store's timeout; fails at once while disconnected. */
-  #op<T>(run: (map: IMap<string, string>) => Promise<T>, map: IMap<string, string> | null = this.#counterMap): Promise<T> {
+  #op<T>(run: (map: IMap<string, string>) => Promise<T>): Promise<T> {
+    const map = this.#map;
     if (!this.available || map === null) return Promise.reject(this.#unavailable());
     return this.#timed(run(map));
   }

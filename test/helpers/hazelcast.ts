@@ -48,10 +48,9 @@ export function fetchHazelcast(): void {
   if (result.exitCode !== 0) throw new Error(`scripts/hazelcast.sh fetch failed:\n${result.stdout}\n${result.stderr}`);
 }
 
-/** Starts a member on a free port and waits until it serves (at most 90 s). */
-export async function startMember(): Promise<Member> {
+/** Starts a member on `port` (default: a free one) and waits until it serves (at most 90 s). */
+export async function startMember(port = freePort()): Promise<Member> {
   fetchHazelcast();
-  const port = freePort();
   let output = "";
   let proc: Subprocess<"ignore", "pipe", "pipe"> | null = null;
 
