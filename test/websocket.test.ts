@@ -60,7 +60,7 @@ let first: WebSocketUpstream;
 let second: WebSocketUpstream;
 let forbidding: TestUpstream;
 /** Accepts TCP connections and never answers: a handshake that hangs. */
-let silent: ReturnType<typeof Bun.listen>;
+let silent: { port: number; stop(closeActive?: boolean): void };
 let closedPort: number;
 let gateway: Gateway;
 
