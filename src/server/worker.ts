@@ -17,6 +17,7 @@ import { Tracing } from "../observability/tracing/tracing.ts";
 import { nodeTable } from "../shared/index.ts";
 import { deliverFromBus, setBusTransport } from "../store/embedded/bus.ts";
 import { processStores } from "../store/index.ts";
+import { webSocketHandler } from "../upstream/websocket.ts";
 import { createRequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -141,6 +142,7 @@ export function runWorker(): void {
             }))
           : undefined,
         fetch,
+        websocket: webSocketHandler,
         error(error) {
           const requestId = crypto.randomUUID();
           log.error("unhandled server error", { request_id: requestId, error: error.message });
