@@ -2,12 +2,15 @@
  * Every example config validates with the built binary and binds the documented
  * ports (8080 for traffic, 9901 for admin), so each can be tried the same way.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import { BINARY, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { expectProblem } from "./helpers/problem.ts";
+
+// The preload's default does not always reach every file of a run; these start real gateways.
+setDefaultTimeout(60_000);
 
 const dir = resolve(import.meta.dir, "../examples");
 const examples = readdirSync(dir).filter((name) => name.endsWith(".yaml"));

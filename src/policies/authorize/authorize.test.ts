@@ -2,12 +2,15 @@
  * `auth` (any_of / all_of) and `authorize` (roles, scopes, claims, per method) through
  * the built binary, with API keys and HS256 JWTs made here.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { SignJWT } from "jose";
 import { hashApiKey } from "../../auth/secrets.ts";
 import { basics, startGateway, type Gateway } from "../../../test/helpers/gateway.ts";
 import { expectProblem } from "../../../test/helpers/problem.ts";
 import { startUpstream, type TestUpstream } from "../../../test/helpers/upstream.ts";
+
+// Real processes on a shared, busy machine: generous per-test time.
+setDefaultTimeout(60_000);
 
 const SECRET = "another-shared-secret-for-hs256-tokens";
 const ADMIN_KEY = "admin-key-0123456789abcdef";

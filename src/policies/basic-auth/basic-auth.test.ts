@@ -3,10 +3,13 @@
  * the right password passes, anything else gets 401 with a Basic challenge, malformed
  * headers included; the Authorization header is not forwarded.
  */
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, expect, setDefaultTimeout, test } from "bun:test";
 import { basics, startGateway, type Gateway } from "../../../test/helpers/gateway.ts";
 import { expectProblem } from "../../../test/helpers/problem.ts";
 import { startUpstream, type TestUpstream } from "../../../test/helpers/upstream.ts";
+
+// Real processes on a shared, busy machine: generous per-test time.
+setDefaultTimeout(60_000);
 
 let upstream: TestUpstream;
 let gateway: Gateway;

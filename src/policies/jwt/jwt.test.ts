@@ -5,12 +5,15 @@
  * confusion, expired and future tokens, huge tokens, unknown kids, a JWKS server that
  * is slow or down).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { generateKeyPairSync, type KeyObject } from "node:crypto";
 import { exportJWK, SignJWT, type JWK } from "jose";
 import { basics, freePort, startGateway, type Gateway } from "../../../test/helpers/gateway.ts";
 import { expectProblem } from "../../../test/helpers/problem.ts";
 import { startUpstream, type TestUpstream } from "../../../test/helpers/upstream.ts";
+
+// Real processes on a shared, busy machine: generous per-test time.
+setDefaultTimeout(60_000);
 
 const ISSUER = "https://issuer.test/";
 const SECRET = "a-shared-secret-of-at-least-32-characters!";
