@@ -17,6 +17,7 @@ import { Tracing } from "../observability/tracing/tracing.ts";
 import { nodeTable } from "../shared/index.ts";
 import { deliverFromBus, setBusTransport } from "../store/embedded/bus.ts";
 import { processStores } from "../store/index.ts";
+import { webSocketHandler } from "../upstream/websocket.ts";
 import { createRequestHandler, type ConnectionRegistry } from "./handler.ts";
 import { startTlsBridge, type TlsBridge } from "./tls-bridge.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
@@ -88,6 +89,9 @@ export function runWorker(): void {
     generation = message.generation;
     errorLog.configure(graph.observability.error_log);
     processStores.retainOnly(graph.store, graph.drainTimeoutMs);
+    // A cluster store connects (and says whether it can) when the config is taken, not at
+    // the first request that needs it.
+    if (graph.store.type !== "embedded") processStores.get(graph.store);
     telemetry.configure(graph);
     if (!started) {
       started = true;
@@ -155,6 +159,7 @@ export function runWorker(): void {
                   }))
                 : undefined,
             fetch: closeWhenDraining(createRequestHandler(listener.scheme, current, listenerLog, telemetry, connections)),
+            websocket: webSocketHandler,
             error(error) {
               const requestId = crypto.randomUUID();
               log.error("unhandled server error", { request_id: requestId, error: error.message });
