@@ -135,4 +135,4 @@ test("examples/traffic-split.yaml: weighted canary, A/B rules, sticky cookie and
   } finally {
     await gateway.stop();
   }
-});
+}, 60_000);
