@@ -57,6 +57,56 @@ const concurrency = {
   },
 };
 
+const split = {
+  type: "object",
+  additionalProperties: false,
+  required: ["upstreams"],
+  description: "Sends the route's requests to several upstreams: A/B rules first, then weights; optionally sticky.",
+  properties: {
+    upstreams: {
+      type: "array",
+      minItems: 1,
+      description: "Weighted sides, e.g. stable 95 and canary 5; the weights must add up to more than 0.",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["upstream", "weight"],
+        properties: {
+          upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+          weight: { type: "integer", minimum: 0, maximum: 1000000, description: "Share of requests (0: only through rules)." },
+        },
+      },
+    },
+    rules: {
+      type: "array",
+      description: "A/B selection: the first rule whose header or cookie matches picks its upstream.",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["value", "upstream"],
+        properties: {
+          header: { type: "string", pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" },
+          cookie: { type: "string", pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" },
+          value: { $ref: "#/$defs/valueMatch" },
+          upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+        },
+      },
+    },
+    sticky: {
+      type: "object",
+      additionalProperties: false,
+      required: ["by"],
+      description: "Keeps one client on one side: the key (client IP, header or cookie) is hashed onto the weights.",
+      properties: {
+        by: { enum: ["client_ip", "header", "cookie"] },
+        name: { type: "string", pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", description: "The header or cookie name." },
+        set_cookie: { type: "boolean", description: "With by: cookie, give a client without the cookie a random id in it." },
+        max_age: { ...durationSchema, description: "Max-Age of the cookie the gateway sets; default 24h." },
+      },
+    },
+  },
+};
+
 /** Builds the whole config schema, with a branch per registered policy type. */
 export function buildConfigSchema(registry: PolicyRegistry): Record<string, unknown> {
   const policyTypes = registry.all().map((factory) => factory.type);
@@ -189,7 +239,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
         items: {
           type: "object",
           additionalProperties: false,
-          required: ["name", "upstream"],
+          required: ["name"],
           properties: {
             name: { type: "string", pattern: NAME_PATTERN },
             priority: { type: "integer", description: "Higher wins among matching routes; default 0." },
@@ -209,7 +259,8 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
                 query: { type: "object", additionalProperties: { $ref: "#/$defs/valueMatch" } },
               },
             },
-            upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+            upstream: { type: "string", description: "Name of an entry of `upstreams` (or use `split`)." },
+            split,
             rewrite: {
               type: "object",
               additionalProperties: false,

@@ -3,6 +3,7 @@
  */
 import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
+import type { SplitConfig } from "../router/split.ts";
 import type { ConcurrencyConfig } from "../upstream/concurrency.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
 import type { StoreConfig } from "../store/index.ts";
@@ -105,7 +106,9 @@ export interface RouteConfig {
   name: string;
   match?: RouteMatchConfig;
   priority?: number;
-  upstream: string;
+  /** Where requests go; a route has `upstream` or `split`. */
+  upstream?: string;
+  split?: SplitConfig;
   rewrite?: RewriteConfig;
   host_header?: "preserve" | "upstream" | { set: string };
   request_headers?: HeaderOpsConfig;

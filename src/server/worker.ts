@@ -84,6 +84,9 @@ export function runWorker(): void {
     generation = message.generation;
     errorLog.configure(graph.observability.error_log);
     processStores.retainOnly(graph.store, graph.drainTimeoutMs);
+    // A cluster store connects (and says whether it can) when the config is taken, not at
+    // the first request that needs it.
+    if (graph.store.type !== "embedded") processStores.get(graph.store);
     telemetry.configure(graph);
     if (servers.length === 0) {
       try {

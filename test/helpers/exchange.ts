@@ -2,6 +2,7 @@
 import { NO_CONSUMERS, type ConsumerDirectory } from "../../src/core/consumer.ts";
 import type { Exchange } from "../../src/core/exchange.ts";
 import type { PolicyContext } from "../../src/core/policy.ts";
+import { MemoryStore } from "./memory-store.ts";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
