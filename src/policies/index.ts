@@ -12,6 +12,7 @@ import { hmacAuthPolicy } from "./hmac-auth/index.ts";
 import { ipRestrictionPolicy } from "./ip-restriction/index.ts";
 import { mockPolicy } from "./mock/index.ts";
 import { mtlsAuthPolicy } from "./mtls-auth/index.ts";
+import { rateLimitPolicy } from "./rate-limit/index.ts";
 import { requestSizeLimitPolicy } from "./request-size-limit/index.ts";
 
 /** A registry holding every built-in policy type. */
@@ -30,5 +31,6 @@ export function builtinPolicies(): PolicyRegistry {
     jwtPolicy,
     authPolicy,
     authorizePolicy,
+    rateLimitPolicy,
   ]);
 }
