@@ -17,8 +17,8 @@ import { parseDuration, parseSize } from "../core/units.ts";
 import { parsePathPattern, PathKind } from "../router/path-pattern.ts";
 import { Router, type RouteSpec } from "../router/router.ts";
 import type { CompiledRoute, Limits, Rewrite, Timeouts } from "../router/types.ts";
-import { createTargetPicker } from "../upstream/targets.ts";
-import type { CompiledUpstream, Target } from "../upstream/types.ts";
+import { compileHttpUpstream } from "../upstream/config.ts";
+import type { CompiledUpstream } from "../upstream/types.ts";
 import type { CompiledListener, RuntimeGraph } from "./graph.ts";
 import type { ConfigError, ConfigPath } from "./source.ts";
 import type { LimitsConfig, PolicyEntryConfig, RouteConfig, TimeoutsConfig, TurnpikeConfig, UpstreamConfig } from "./types.ts";
@@ -258,36 +258,13 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
   const timeouts = compileTimeouts(config.timeouts, {}, [...path, "timeouts"], fail);
   if (config.type === "mock") {
     if (config.targets) fail([...path, "targets"], "a mock upstream has no targets");
+    for (const key of ["balancer", "hash_key", "failure_statuses", "health_check", "circuit_breaker", "retries"] as const) {
+      if (config[key] !== undefined) fail([...path, key], `a mock upstream has no ${key} (it has no targets)`);
+    }
     return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts };
   }
   if (config.mock) fail([...path, "mock"], 'mock settings need `type: mock`');
-  if (!config.targets || config.targets.length === 0) {
-    fail(path, 'an http upstream needs `targets` (or set `type: mock`)');
-    return null;
-  }
-  const targets: Target[] = [];
-  config.targets.forEach((entry, i) => {
-    const text = typeof entry === "string" ? entry : entry.url;
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      fail([...path, "targets", i], `"${text}" is not a valid URL`);
-      return;
-    }
-    if (url.search || url.hash || url.username) {
-      fail([...path, "targets", i], "a target URL has no query, fragment or credentials");
-      return;
-    }
-    targets.push({
-      origin: url.origin,
-      basePath: url.pathname === "/" ? "" : url.pathname.replace(/\/$/, ""),
-      host: url.host,
-      weight: typeof entry === "string" ? 1 : (entry.weight ?? 1),
-    });
-  });
-  if (targets.length === 0) return null;
-  return { kind: "http", name, targets, timeouts, pick: createTargetPicker(targets) };
+  return compileHttpUpstream(name, config, timeouts, path, fail);
 }
 
 function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: PolicyRegistry, fail: Fail): Step | null {

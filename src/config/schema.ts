@@ -8,6 +8,7 @@ import { mockSchema as mock } from "../core/mock.ts";
 import { observabilitySchema } from "../observability/config.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
+import { targetSchema, trafficSchemaProperties } from "../upstream/config.ts";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 
@@ -130,25 +131,8 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
           additionalProperties: false,
           properties: {
             type: { enum: ["http", "mock"], description: "http (default) forwards to targets; mock answers itself." },
-            targets: {
-              type: "array",
-              minItems: 1,
-              items: {
-                "x-expects": "a URL (http:// or https://) or {url, weight}",
-                anyOf: [
-                  { type: "string", pattern: "^https?://" },
-                  {
-                    type: "object",
-                    additionalProperties: false,
-                    required: ["url"],
-                    properties: {
-                      url: { type: "string", pattern: "^https?://" },
-                      weight: { type: "integer", minimum: 1, maximum: 1000 },
-                    },
-                  },
-                ],
-              },
-            },
+            targets: { type: "array", minItems: 1, items: targetSchema },
+            ...trafficSchemaProperties,
             mock,
             timeouts,
           },

@@ -61,14 +61,12 @@ export interface TimeoutsConfig {
   total?: Duration;
 }
 
-export interface TargetConfig {
-  url: string;
-  weight?: number;
-}
+import type { TargetConfig, TrafficConfig } from "../upstream/config.ts";
+export type { TargetConfig };
 
-export interface UpstreamConfig {
+export interface UpstreamConfig extends TrafficConfig {
   type?: "http" | "mock";
-  targets?: (string | TargetConfig)[];
+  targets?: TargetConfig[];
   mock?: MockConfig;
   timeouts?: TimeoutsConfig;
 }

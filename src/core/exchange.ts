@@ -38,6 +38,8 @@ export interface Exchange {
   /** `performance.now()` when the upstream call started and when its headers arrived (0: not yet). */
   upstreamStartedAt: number;
   upstreamHeadersAt: number;
+  /** Retries made by the upstream pool (0 or absent: none). */
+  retries?: number;
   /** Free-form per-request state for policies (keyed by policy name). */
   state: Map<string, unknown>;
 }

@@ -13,7 +13,7 @@ import type { Policy } from "../core/policy.ts";
 import { problem } from "../core/problem.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { WorkerTelemetry } from "../observability/telemetry.ts";
-import { forwardHttp } from "../upstream/forward.ts";
+import { proxyToUpstream } from "../upstream/proxy.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
 
@@ -162,7 +162,7 @@ async function proxy(exchange: Exchange): Promise<Response> {
     const path = route.rewrite ? route.rewrite(exchange.url.pathname, exchange.params) : exchange.url.pathname;
     response = await answerMock(upstream.mock, exchange, path + exchange.url.search, exchange.upstreamHeaders);
   } else {
-    response = await forwardHttp(exchange, route, upstream.pick());
+    response = await proxyToUpstream(exchange, route, upstream);
   }
   if (route.responseHeaders) applyHeaderOps(response.headers, route.responseHeaders);
   return response;

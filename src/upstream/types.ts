@@ -3,6 +3,7 @@
  */
 import type { MockResponse } from "../core/mock.ts";
 import type { Timeouts } from "../router/types.ts";
+import type { HttpUpstream } from "./upstream.ts";
 
 /** One backend address, parsed once at load. */
 export interface Target {
@@ -15,7 +16,13 @@ export interface Target {
   weight: number;
 }
 
-/** An upstream: either forwarded to targets or answered by a mock. */
-export type CompiledUpstream =
-  | { kind: "http"; name: string; targets: Target[]; timeouts: Partial<Timeouts>; pick(): Target }
-  | { kind: "mock"; name: string; mock: MockResponse; timeouts: Partial<Timeouts> };
+/** An upstream answered by a mock. */
+export interface MockUpstream {
+  kind: "mock";
+  name: string;
+  mock: MockResponse;
+  timeouts: Partial<Timeouts>;
+}
+
+/** An upstream: either forwarded to targets (with balancing, health and retries) or answered by a mock. */
+export type CompiledUpstream = HttpUpstream | MockUpstream;
