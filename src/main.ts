@@ -5,8 +5,11 @@
  *     turnpike run <config> [--workers N]
  *     turnpike validate <config>        list every config error, exit 1 if any
  *     turnpike version
+ *     turnpike hash-key [KEY]           print the stored form of an API key (reads stdin without KEY)
+ *     turnpike hash-password [--bcrypt] [PASSWORD]
  *     turnpike --help
  */
+import { hashApiKey } from "./auth/secrets.ts";
 import { ConfigLoader } from "./config/load.ts";
 import { formatError } from "./config/source.ts";
 import { ErrorLogOutput } from "./observability/error-log.ts";
@@ -22,6 +25,8 @@ Usage:
   turnpike run <config.yaml> [--workers N]   the same
   turnpike validate <config.yaml>            check a config; every error is listed with its line
   turnpike version                           print the version
+  turnpike hash-key [KEY]                    print an API key's key_hash for a consumer (KEY from stdin if absent)
+  turnpike hash-password [--bcrypt] [PW]     print a password_hash (argon2id, or bcrypt) for Basic auth
   turnpike --help                            this text
 
 Options:
@@ -44,6 +49,10 @@ function usage(message: string): never {
 async function main(argv: string[]): Promise<void> {
   if (process.env.TURNPIKE_ROLE === "worker") {
     runWorker();
+    return;
+  }
+  if (argv[0] === "hash-key" || argv[0] === "hash-password") {
+    await hashCommand(argv[0], argv.slice(1));
     return;
   }
   const positional: string[] = [];
@@ -93,6 +102,18 @@ async function main(argv: string[]): Promise<void> {
   const errorLog = new ErrorLogOutput();
   const log = createLogger({ role: "supervisor", pid: process.pid }, errorLog.level, errorLog.write);
   await runSupervisor({ file, workers, log, errorLog });
+}
+
+/** `hash-key` and `hash-password`: the secret comes from the argument or the first line of stdin. */
+async function hashCommand(command: "hash-key" | "hash-password", args: string[]): Promise<void> {
+  const bcrypt = command === "hash-password" && args[0] === "--bcrypt";
+  const rest = bcrypt ? args.slice(1) : args;
+  if (rest.length > 1 || rest.some((arg) => arg.startsWith("-"))) usage(`${command} takes at most one ${command === "hash-key" ? "key" : "password"}`);
+  let secret = rest[0];
+  if (secret === undefined) secret = (await Bun.stdin.text()).split(/\r?\n/)[0] ?? "";
+  if (secret.length === 0) usage(`${command}: the ${command === "hash-key" ? "key" : "password"} is empty`);
+  if (command === "hash-key") console.log(hashApiKey(secret));
+  else console.log(await Bun.password.hash(secret, bcrypt ? { algorithm: "bcrypt", cost: 10 } : { algorithm: "argon2id" }));
 }
 
 await main(process.argv.slice(2));

@@ -31,6 +31,12 @@ routes:
     match: { paths: ["/api/*"] }
     upstream: backend
     rewrite: { strip_prefix: /api }
+  - name: typed
+    match: { paths: ["/typed"] }
+    upstream: backend
+    policies:
+      - type: content-type
+        config: { allow: [application/json] }
 observability:
   access_log:
 ${accessLog}
@@ -81,7 +87,7 @@ describe("a burst through two workers", () => {
   beforeAll(async () => {
     gateway = await startGateway(
       config(`    path: access.log
-    fields: [time, request_id, route, consumer, client_ip, method, path, query, status, bytes_in, bytes_out, upstream, upstream_latency_ms, latency_ms, retries]`),
+    fields: [time, request_id, route, consumer, client_ip, method, path, query, status, bytes_in, bytes_out, upstream, upstream_latency_ms, latency_ms, retries, decisions]`),
       { workers: 2 },
     );
     logPath = join(gateway.dir, "access.log");
@@ -112,6 +118,7 @@ describe("a burst through two workers", () => {
         bytes_out: "hello upstream".length,
         upstream: upstream.url,
         retries: 0,
+        decisions: [],
       });
       expect(typeof line.latency_ms).toBe("number");
       expect(typeof line.upstream_latency_ms).toBe("number");
@@ -120,13 +127,16 @@ describe("a burst through two workers", () => {
     }
   });
 
-  test("refused and unrouted requests are logged with route null and no upstream", async () => {
+  test("refused and unrouted requests are logged with no upstream, the refusing policy's decision, route null when unrouted", async () => {
     const before = readLines(logPath).length;
     const none = await fetch(`${gateway.url}/nowhere?token=abc`, { headers: { "x-request-id": "unrouted-1" } });
     expect(none.status).toBe(404);
     const posted = await fetch(`${gateway.url}/api/upload`, { method: "POST", body: "12345", headers: { "x-request-id": "posted-1" } });
     expect(posted.status).toBe(200);
-    const lines = await waitForLines(logPath, before + 2);
+    const refused = await fetch(`${gateway.url}/typed`, { method: "POST", body: "a,b", headers: { "content-type": "text/csv", "x-request-id": "refused-1" } });
+    expect(refused.status).toBe(415);
+    const lines = await waitForLines(logPath, before + 3);
+    expect(lines.find((l) => l.request_id === "refused-1")).toMatchObject({ route: "typed", status: 415, upstream: null, decisions: ["content-type:reject"] });
     const unrouted = lines.find((l) => l.request_id === "unrouted-1")!;
     expect(unrouted).toMatchObject({ route: null, status: 404, upstream: null, upstream_latency_ms: null, path: "/nowhere", query: "token=[redacted]" });
     expect(lines.find((l) => l.request_id === "posted-1")).toMatchObject({ method: "POST", bytes_in: 5, status: 200 });

@@ -3,7 +3,7 @@
  * references and values under secret-looking keys are replaced.
  */
 
-const SECRET_KEY = /(pass(word)?|secret|token|api[_-]?key|private|credential)/i;
+const SECRET_KEY = /(pass(word)?|secret|token|api[_-]?key|private|credential|key_hash|ha1)/i;
 export const REDACTED = "[redacted]";
 
 /** Returns a deep copy of `value` with secrets replaced by `[redacted]`. */

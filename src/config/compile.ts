@@ -6,10 +6,13 @@
 import { X509Certificate, createPrivateKey, createHash, type KeyObject } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
+import { compileConsumerHeaders } from "../auth/consumer-headers.ts";
+import { compileConsumers } from "../auth/consumers.ts";
+import type { ConsumerDirectory } from "../core/consumer.ts";
 import { compileCondition, compileValueMatch, type ConditionConfig } from "../core/condition.ts";
 import { compileHeaderOps } from "../core/headers.ts";
 import { compileMock } from "../core/mock.ts";
-import { parseCidr } from "../core/net.ts";
+import { compileCidrList, parseCidr } from "../core/net.ts";
 import type { Step } from "../core/pipeline.ts";
 import type { Policy } from "../core/policy.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
@@ -17,6 +20,7 @@ import { parseDuration, parseSize } from "../core/units.ts";
 import { parsePathPattern, PathKind } from "../router/path-pattern.ts";
 import { Router, type RouteSpec } from "../router/router.ts";
 import type { CompiledRoute, Limits, Rewrite, Timeouts } from "../router/types.ts";
+import { ConcurrencyLimiter, type ConcurrencyConfig } from "../upstream/concurrency.ts";
 import { compileHttpUpstream } from "../upstream/config.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
 import type { CompiledListener, RuntimeGraph } from "./graph.ts";
@@ -51,6 +55,9 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     seenPorts.set(key, i);
   });
 
+  const consumers = compileConsumers(config.consumers);
+  for (const error of consumers.errors) fail(error.path, error.message);
+
   const upstreams = new Map<string, CompiledUpstream>();
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const compiled = compileUpstream(name, upstream, ["upstreams", name], fail);
@@ -59,7 +66,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, fail);
+      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, created, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -82,6 +89,17 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     const spec = compileRoute(route, index, upstream, serverLimits, compileSteps, fail);
     if (spec) specs.push(spec);
   });
+
+  let trustedProxies: RuntimeGraph["trustedProxies"] = null;
+  const proxyRanges = config.server?.trusted_proxies ?? [];
+  proxyRanges.forEach((cidr, i) => {
+    try {
+      parseCidr(cidr);
+    } catch (error) {
+      fail(["server", "trusted_proxies", i], (error as Error).message);
+    }
+  });
+  if (proxyRanges.length > 0 && errors.length === 0) trustedProxies = compileCidrList(proxyRanges);
 
   const idleSeconds = Math.ceil(parseDuration(config.server?.client_idle_timeout ?? "60s") / 1000);
   if (idleSeconds < 1 || idleSeconds > 255) fail(["server", "client_idle_timeout"], "must be between 1s and 255s");
@@ -112,11 +130,14 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     preFlow,
     postFlow,
     limits: serverLimits,
+    trustedProxies,
     workers: typeof workers === "number" ? workers : null,
     drainTimeoutMs: parseDuration(config.server?.drain_timeout ?? "30s"),
     watch: config.server?.watch ?? false,
     clientIdleTimeoutSeconds: idleSeconds,
     observability: config.observability ?? {},
+    consumers: consumers.directory,
+    consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),
     dispose() {
       for (const policy of created) policy.dispose?.();
@@ -261,13 +282,39 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
     for (const key of ["balancer", "hash_key", "failure_statuses", "health_check", "circuit_breaker", "retries"] as const) {
       if (config[key] !== undefined) fail([...path, key], `a mock upstream has no ${key} (it has no targets)`);
     }
-    return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts };
+    const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
+    return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts, concurrency };
   }
   if (config.mock) fail([...path, "mock"], 'mock settings need `type: mock`');
-  return compileHttpUpstream(name, config, timeouts, path, fail);
+  const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
+  return compileHttpUpstream(name, config, timeouts, concurrency, path, fail);
 }
 
-function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: PolicyRegistry, fail: Fail): Step | null {
+/** A limiter for a schema-valid `concurrency` setting, or null without one. */
+function compileConcurrency(config: ConcurrencyConfig | undefined, scope: string): ConcurrencyLimiter | null {
+  if (!config) return null;
+  return new ConcurrencyLimiter({
+    scope,
+    max: config.max,
+    queueSize: config.queue?.size ?? 0,
+    queueTimeoutMs: parseDuration(config.queue?.timeout ?? "1s"),
+    retryAfterSeconds: Math.max(1, Math.ceil(parseDuration(config.retry_after ?? "1s") / 1000)),
+  });
+}
+
+/** The limiters a request on `route` passes, in order: the route's, then the upstream's. */
+function routeLimiters(routeLimiter: ConcurrencyLimiter | null, upstream: CompiledUpstream): ConcurrencyLimiter[] {
+  return [routeLimiter, upstream.concurrency].filter((limiter): limiter is ConcurrencyLimiter => limiter !== null);
+}
+
+function compilePolicy(
+  entry: PolicyEntryConfig,
+  path: ConfigPath,
+  registry: PolicyRegistry,
+  consumers: ConsumerDirectory,
+  created: Policy[],
+  fail: Fail,
+): Step | null {
   const factory = registry.get(entry.type);
   if (!factory) {
     fail([...path, "type"], `unknown policy type "${entry.type}"`);
@@ -282,7 +329,21 @@ function compilePolicy(entry: PolicyEntryConfig, path: ConfigPath, registry: Pol
   const when = entry.when ? compileWhen(entry.when, [...path, "when"], fail) : null;
   if (!ok || (entry.when && !when)) return null;
   try {
-    return { policy: factory.create(config, { path: path.join(".") }), when };
+    const context = {
+      path: path.join("."),
+      consumers,
+      createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
+        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, created, fail);
+        if (!step) return null;
+        created.push(step.policy);
+        if (step.when) {
+          fail([...path, "config", ...subPath, "when"], "a nested policy has no `when`; put it on the outer policy");
+          return null;
+        }
+        return step.policy;
+      },
+    };
+    return { policy: factory.create(config, context), when };
   } catch (error) {
     fail([...path, "config"], (error as Error).message);
     return null;
@@ -356,6 +417,7 @@ function compileRoute(
     timeouts,
     limits: compileLimits(route.limits, serverLimits),
     policies,
+    limiters: routeLimiters(compileConcurrency(route.concurrency, `route "${route.name}"`), upstream),
   };
   const match = route.match ?? {};
   const conditionCount = (match.methods ? 1 : 0) + Object.keys(match.headers ?? {}).length + Object.keys(match.query ?? {}).length;

@@ -2,6 +2,8 @@
  * The runtime graph: one config generation compiled for the hot path. Immutable once
  * built; a reload builds a new one and swaps it in.
  */
+import type { ConsumerHeaders } from "../auth/consumer-headers.ts";
+import type { ConsumerDirectory } from "../core/consumer.ts";
 import type { Step } from "../core/pipeline.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
 import type { Router } from "../router/router.ts";
@@ -26,6 +28,8 @@ export interface RuntimeGraph {
   upstreams: Map<string, CompiledUpstream>;
   preFlow: Step[];
   postFlow: Step[];
+  /** Tests whether a peer is a trusted proxy (whose X-Forwarded-For is believed); null: none is. */
+  trustedProxies: ((address: string) => boolean) | null;
   /** Server-wide request limits, before any route is known. */
   limits: Limits;
   /** Worker count from config; null means the CLI or the number of CPUs decides. */
@@ -36,6 +40,10 @@ export interface RuntimeGraph {
   clientIdleTimeoutSeconds: number;
   /** The `observability` section, read by the worker's telemetry parts. */
   observability: ObservabilityConfig;
+  /** The configured consumers. */
+  consumers: ConsumerDirectory;
+  /** Forwarding of the identified consumer to upstreams; null when disabled. */
+  consumerHeaders: ConsumerHeaders | null;
   /** A fingerprint of everything that needs new listeners (ports, TLS files). */
   listenerFingerprint: string;
   dispose(): void;

@@ -51,8 +51,11 @@ function describe(error: ErrorObject): { path: (string | number)[]; message: str
     case "const":
       return { path, message: `must be ${JSON.stringify(params.allowedValue)}` };
     case "pattern": {
-      const description = (error.parentSchema as { description?: string } | undefined)?.description;
-      return { path, message: `${JSON.stringify(error.data)} is not valid${description ? `: ${description}` : ` (must match ${params.pattern})`}` };
+      const parent = error.parentSchema as { description?: string; "x-secret"?: boolean } | undefined;
+      const description = parent?.description;
+      // A field that may hold a secret (a key pasted where its hash belongs) is not echoed.
+      const shown = parent?.["x-secret"] ? "the value" : JSON.stringify(error.data);
+      return { path, message: `${shown} is not valid${description ? `: ${description}` : ` (must match ${params.pattern})`}` };
     }
     case "propertyNames": {
       const name = String(params.propertyName);

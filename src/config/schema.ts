@@ -6,6 +6,8 @@ import { conditionSchema, valueMatchSchema } from "../core/condition.ts";
 import { headerOpsSchema as headerOps } from "../core/headers.ts";
 import { mockSchema as mock } from "../core/mock.ts";
 import { observabilitySchema } from "../observability/config.ts";
+import { consumerHeadersSchema } from "../auth/consumer-headers.ts";
+import { consumersSchema } from "../auth/consumers.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
 import { targetSchema, trafficSchemaProperties } from "../upstream/config.ts";
@@ -31,6 +33,27 @@ const limits = {
     max_body_size: { ...sizeSchema, description: "Largest request body (413 above it); 0 means no limit." },
     max_header_size: { ...sizeSchema, description: "Largest total size of request headers (431 above it)." },
     max_url_length: { type: "integer", minimum: 1, description: "Longest request target (414 above it)." },
+  },
+};
+
+const concurrency = {
+  type: "object",
+  additionalProperties: false,
+  required: ["max"],
+  description: "At most `max` requests in flight; more wait in an optional queue, then get 503.",
+  properties: {
+    max: { type: "integer", minimum: 1, maximum: 1000000, description: "Most requests in flight at once." },
+    queue: {
+      type: "object",
+      additionalProperties: false,
+      required: ["size"],
+      description: "Requests beyond `max` wait here (first in, first out) for a free slot.",
+      properties: {
+        size: { type: "integer", minimum: 0, maximum: 1000000, description: "Most requests waiting; a full queue answers 503 at once." },
+        timeout: { ...durationSchema, description: "Longest wait for a slot (then 503); default 1s, 0 waits as long as the client does." },
+      },
+    },
+    retry_after: { ...durationSchema, description: "Retry-After of the 503 (rounded up to seconds); default 1s." },
   },
 };
 
@@ -120,6 +143,11 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
           drain_timeout: { ...durationSchema, description: "Grace for in-flight requests on shutdown; default 30s." },
           watch: { type: "boolean", description: "Reload when the config file changes." },
           client_idle_timeout: { ...durationSchema, description: "Idle client connections close after this; default 60s, at most 255s." },
+          trusted_proxies: {
+            type: "array",
+            items: { type: "string", minLength: 1 },
+            description: "Proxies (IPv4/IPv6 addresses or CIDR ranges) whose X-Forwarded-For names the real client address.",
+          },
           limits,
         },
       },
@@ -135,6 +163,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
             ...trafficSchemaProperties,
             mock,
             timeouts,
+            concurrency,
           },
         },
       },
@@ -187,10 +216,13 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
             timeouts,
             limits,
             policies: { type: "array", items: { $ref: "#/$defs/policy" } },
+            concurrency,
           },
         },
       },
       observability: observabilitySchema,
+      consumers: consumersSchema,
+      consumer_headers: consumerHeadersSchema,
       pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },
       post_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run on every response, after route policies." },
     },

@@ -3,7 +3,10 @@
  */
 import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
+import type { ConcurrencyConfig } from "../upstream/concurrency.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
+import type { ConsumerHeadersConfig } from "../auth/consumer-headers.ts";
+import type { ConsumerConfig } from "../auth/consumers.ts";
 export type { MockConfig };
 
 export type Duration = number | string;
@@ -17,6 +20,8 @@ export interface TurnpikeConfig {
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
   observability?: ObservabilityConfig;
+  consumers?: ConsumerConfig[];
+  consumer_headers?: ConsumerHeadersConfig;
   pre_flow?: PolicyEntryConfig[];
   post_flow?: PolicyEntryConfig[];
 }
@@ -50,6 +55,8 @@ export interface ServerConfig {
   drain_timeout?: Duration;
   watch?: boolean;
   limits?: LimitsConfig;
+  /** Peers (CIDR ranges) whose X-Forwarded-For names the real client. */
+  trusted_proxies?: string[];
   /** Seconds a client connection may stay idle (Bun's idleTimeout, max 255). */
   client_idle_timeout?: Duration;
 }
@@ -69,6 +76,7 @@ export interface UpstreamConfig extends TrafficConfig {
   targets?: TargetConfig[];
   mock?: MockConfig;
   timeouts?: TimeoutsConfig;
+  concurrency?: ConcurrencyConfig;
 }
 
 export type { HeaderOpsConfig } from "../core/headers.ts";
@@ -101,6 +109,7 @@ export interface RouteConfig {
   timeouts?: TimeoutsConfig;
   limits?: LimitsConfig;
   policies?: PolicyEntryConfig[];
+  concurrency?: ConcurrencyConfig;
 }
 
 export interface PolicyEntryConfig {

@@ -108,7 +108,7 @@ export function compileCondition(config: ConditionConfig): Condition {
   }
   if (config.client_ip) {
     const inRanges = compileCidrList(config.client_ip);
-    tests.push((ex) => inRanges(ex.clientIp));
+    tests.push((ex) => inRanges(ex.realClientIp));
   }
   if (config.any) {
     const any = config.any.map(compileCondition);

@@ -3,6 +3,7 @@
  * Policies read and change it; the pipeline carries it from phase to phase.
  */
 import type { CompiledRoute } from "../router/types.ts";
+import type { Consumer } from "./consumer.ts";
 
 /** One request in flight through the gateway. */
 export interface Exchange {
@@ -14,6 +15,14 @@ export interface Exchange {
   requestId: string;
   /** Client address as seen on the socket (before trusted-proxy handling). */
   clientIp: string;
+  /**
+   * The real client address: `clientIp`, or, when that peer is one of
+   * `server.trusted_proxies`, the client named by its X-Forwarded-For. Policies, limits,
+   * conditions and logs that speak of "the client address" use this one.
+   */
+  realClientIp: string;
+  /** What the TLS handshake established; null on plain HTTP and on listeners without client certificates. */
+  tls: TlsInfo | null;
   /** `http` or `https`, from the listener that accepted the request. */
   scheme: "http" | "https";
   /** The matched route, or null when none matched (pre-flow still runs). */
@@ -40,6 +49,41 @@ export interface Exchange {
   upstreamHeadersAt: number;
   /** Retries made by the upstream pool (0 or absent: none). */
   retries?: number;
+  /** Who is calling, once an authentication policy identified the caller; null when anonymous. */
+  consumer: Consumer | null;
+  /**
+   * Policy decisions for the access log, as `<policy type>:<decision>` (e.g. `cors:preflight`,
+   * `rate-limit:reject`); null until one is recorded. A policy that answers instead of the
+   * upstream is recorded as `<type>:answered` unless it recorded a decision of its own.
+   */
+  decisions: string[] | null;
   /** Free-form per-request state for policies (keyed by policy name). */
   state: Map<string, unknown>;
+}
+
+/** A client certificate presented in the TLS handshake. */
+export interface ClientCertificate {
+  /** True when it chains to one of the listener's client CAs (and is within its dates). */
+  verified: boolean;
+  /** Why it did not verify (an OpenSSL code such as `CERT_HAS_EXPIRED`); null when verified. */
+  error: string | null;
+  /** Subject as one line, e.g. `CN=alice,O=Example`. */
+  subject: string;
+  /** The subject's common name, "" when it has none. */
+  commonName: string;
+  /** Subject alternative names as written by OpenSSL, e.g. `DNS:svc.example.com`, `URI:spiffe://x/y`. */
+  subjectAltNames: string[];
+  /** SHA-256 fingerprint, lower-case hex without colons. */
+  fingerprint: string;
+  /** Serial number, upper-case hex. */
+  serial: string;
+  issuer: string;
+}
+
+/** What the TLS handshake of the request's connection established. */
+export interface TlsInfo {
+  /** The SNI name the client sent, lower-case; null when it sent none. */
+  serverName: string | null;
+  /** The client certificate, null when none was presented. */
+  clientCertificate: ClientCertificate | null;
 }

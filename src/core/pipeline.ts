@@ -66,12 +66,34 @@ async function requestPhase(
     if (policy.onRequest) {
       const outcome = await policy.onRequest(exchange);
       if (policy.onResponse) ran.push(step);
-      if (outcome) return outcome;
+      if (outcome) {
+        recordAnswer(exchange, policy.type);
+        return outcome;
+      }
     } else if (policy.onResponse) {
       ran.push(step);
     }
   }
   return undefined;
+}
+
+/** Records that a policy answered, unless it recorded a decision of its own. */
+function recordAnswer(exchange: Exchange, type: string): void {
+  const decisions = exchange.decisions;
+  if (!decisions) {
+    exchange.decisions = [`${type}:answered`];
+    return;
+  }
+  const prefix = `${type}:`;
+  for (const decision of decisions) if (decision.startsWith(prefix)) return;
+  decisions.push(`${type}:answered`);
+}
+
+/** Records a policy decision for the access log (see `Exchange.decisions`). */
+export function recordDecision(exchange: Exchange, type: string, decision: string): void {
+  const text = `${type}:${decision}`;
+  if (exchange.decisions) exchange.decisions.push(text);
+  else exchange.decisions = [text];
 }
 
 /**

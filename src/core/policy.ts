@@ -2,6 +2,7 @@
  * The policy interface: optional hooks for each phase of a request.
  * A policy stops the chain by returning a Response, never by throwing.
  */
+import type { ConsumerDirectory } from "./consumer.ts";
 import type { Exchange } from "./exchange.ts";
 
 /** Result of a request-phase hook: a Response stops the chain and is sent to the client. */
@@ -25,6 +26,14 @@ export interface Policy {
 export interface PolicyContext {
   /** Config path of this policy, for messages, e.g. `routes[1].policies[0]`. */
   path: string;
+  /** The configured consumers (top-level `consumers:`), for authentication policies. */
+  consumers: ConsumerDirectory;
+  /**
+   * Creates a nested policy (e.g. the methods of an `auth` combination) from a policy
+   * entry; its errors are reported at `subPath` under this policy's `config`. Null when
+   * the entry has errors (already reported).
+   */
+  createPolicy(entry: { type: string; when?: unknown; config?: Record<string, unknown> }, subPath: (string | number)[]): Policy | null;
 }
 
 /**

@@ -109,7 +109,7 @@ function formatAccessLine(settings: AccessLogSettings, outcome: RequestOutcome, 
   if (f.time) line += `,"time":"${settings.times.text(Date.now() - (now - outcome.startedAt))}"`;
   if (f.request_id) line += `,"request_id":"${outcome.requestId}"`;
   if (f.route) line += exchange?.route ? `,"route":"${exchange.route.name}"` : `,"route":null`;
-  if (f.consumer) line += `,"consumer":null`;
+  if (f.consumer) line += exchange?.consumer ? `,"consumer":${JSON.stringify(exchange.consumer.name)}` : `,"consumer":null`;
   if (f.client_ip) line += `,"client_ip":"${outcome.clientIp}"`;
   if (f.method) line += `,"method":"${request.method}"`;
   if (f.host) line += `,"host":${jsonOrNull(request.headers.get("host"))}`;
@@ -142,7 +142,8 @@ function formatAccessLine(settings: AccessLogSettings, outcome: RequestOutcome, 
     line += `,"upstream_latency_ms":${took >= 0 ? milliseconds(took) : "null"}`;
   }
   if (f.latency_ms) line += `,"latency_ms":${milliseconds(now - outcome.startedAt)}`;
-  if (f.retries) line += `,"retries":${outcome.exchange?.retries ?? 0}`;
+  if (f.retries) line += `,"retries":${exchange?.retries ?? 0}`;
+  if (f.decisions) line += exchange?.decisions ? `,"decisions":${JSON.stringify(exchange.decisions)}` : `,"decisions":[]`;
   if (f.user_agent) line += `,"user_agent":${jsonOrNull(request.headers.get("user-agent"))}`;
   if (f.request_headers && settings.requestHeaders.length > 0) {
     let headers = "";

@@ -22,6 +22,7 @@ export const ACCESS_LOG_FIELDS = [
   "upstream_latency_ms",
   "latency_ms",
   "retries",
+  "decisions",
   "user_agent",
   "request_headers",
 ] as const;

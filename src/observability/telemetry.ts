@@ -14,7 +14,7 @@ export interface RequestOutcome {
   /** Null when the request was refused before routing (400, 414, 431). */
   exchange: Exchange | null;
   requestId: string;
-  /** Client address as seen on the socket. */
+  /** The real client address (the socket peer, or the client named by a trusted proxy). */
   clientIp: string;
   response: Response;
   /** `performance.now()` when the handler got the request. */

@@ -3,6 +3,7 @@
  */
 import type { HeaderOps } from "../core/headers.ts";
 import type { Step } from "../core/pipeline.ts";
+import type { ConcurrencyLimiter } from "../upstream/concurrency.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
 
 /** Upstream timeouts in milliseconds; 0 means none. */
@@ -38,4 +39,9 @@ export interface CompiledRoute {
   timeouts: Timeouts;
   limits: Limits;
   policies: Step[];
+  /**
+   * Concurrency limits a request takes a slot of before the upstream call, in order:
+   * the route's, then its upstream's. Empty when none is configured.
+   */
+  limiters: ConcurrencyLimiter[];
 }

@@ -3,9 +3,11 @@
  * pipeline around the proxy, and the one place that catches the unexpected.
  */
 import type { Server } from "bun";
+import type { ConsumerHeaders } from "../auth/consumer-headers.ts";
 import type { RuntimeGraph } from "../config/graph.ts";
 import { limitRequestBody } from "../core/body-limit.ts";
-import type { Exchange } from "../core/exchange.ts";
+import { resolveClientAddress } from "../core/client-address.ts";
+import type { Exchange, TlsInfo } from "../core/exchange.ts";
 import { applyHeaderOps } from "../core/headers.ts";
 import { answerMock } from "../core/mock.ts";
 import { runCompletion, runPipeline, type Step } from "../core/pipeline.ts";
@@ -13,6 +15,8 @@ import type { Policy } from "../core/policy.ts";
 import { problem } from "../core/problem.ts";
 import type { Logger } from "../observability/logger.ts";
 import type { WorkerTelemetry } from "../observability/telemetry.ts";
+import type { CompiledRoute } from "../router/types.ts";
+import { acquireAll, releaseAfterBody } from "../upstream/concurrency.ts";
 import { proxyToUpstream } from "../upstream/proxy.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
@@ -28,6 +32,7 @@ export function createRequestHandler(
   current: () => RuntimeGraph,
   log: Logger,
   telemetry: WorkerTelemetry | null = null,
+  connections: ConnectionRegistry | null = null,
 ): (request: Request, server: Server<unknown>) => Promise<Response> {
   const onCompleteError = (error: unknown, policy: Policy, exchange: Exchange) =>
     log.error("policy completion hook failed", { policy: policy.type, request_id: exchange.requestId, error });
@@ -45,30 +50,63 @@ export function createRequestHandler(
   async function serve(request: Request, server: Server<unknown>, requestId: string, state: HandleState): Promise<Response> {
     const graph = current();
     try {
-      state.clientIp = server.requestIP(request)?.address ?? "";
+      let peer: string;
+      let tls: TlsInfo | null = null;
+      if (connections) {
+        const connection = connections.lookup(server.requestIP(request)?.port ?? -1);
+        if (!connection) {
+          return problem({ status: 400, kind: "connection-unknown", detail: "The connection is not known to the TLS listener.", requestId });
+        }
+        peer = connection.peerAddress;
+        tls = connection.tls;
+      } else {
+        peer = server.requestIP(request)?.address ?? "";
+      }
+      state.clientIp = peer;
       const early = checkLimits(request, graph, requestId);
       if (early) return early;
+      let realClientIp = peer;
+      if (graph.trustedProxies) {
+        const resolved = resolveClientAddress(peer, request.headers.get("x-forwarded-for"), graph.trustedProxies);
+        if (!resolved.ok) {
+          return problem({
+            status: 400,
+            kind: "bad-forwarded-for",
+            detail: `X-Forwarded-For holds ${JSON.stringify(resolved.entry)}, which is not an IP address.`,
+            requestId,
+          });
+        }
+        realClientIp = state.clientIp = resolved.address;
+      }
       const url = parseRequestTarget(request, scheme, authorityOf(server), requestId);
       if (url instanceof Response) return url;
+      if (connections) {
+        const misdirected = connections.checkHost(url.hostname, tls, requestId);
+        if (misdirected) return misdirected;
+      }
       const match = graph.router.match(request, url);
-      const clientIp = state.clientIp;
+      const clientIp = peer;
       const exchange: Exchange = (state.exchange = {
         request,
         url,
         requestId,
         clientIp,
+        realClientIp,
+        tls,
         scheme,
         route: match?.route ?? null,
         params: match?.params ?? {},
-        upstreamHeaders: upstreamHeaders(request, url, clientIp, scheme, requestId),
+        upstreamHeaders: upstreamHeaders(request, url, clientIp, scheme, requestId, graph),
         responseHeaders: null,
         body: request.body,
         bodyFailure: null,
         startedAt: performance.now(),
+        decisions: null,
         state: new Map(),
         upstreamTarget: null,
         upstreamStartedAt: 0,
         upstreamHeadersAt: 0,
+        consumer: null,
       });
       if (telemetry) telemetry.start(exchange);
       const route = exchange.route;
@@ -82,7 +120,7 @@ export function createRequestHandler(
       let response =
         graph.preFlow.length === 0 && routeSteps.length === 0 && graph.postFlow.length === 0
           ? await proxy(exchange)
-          : await runPipeline(exchange, graph.preFlow, routeSteps, graph.postFlow, proxy, participants);
+          : await runPipeline(exchange, graph.preFlow, routeSteps, graph.postFlow, graph.consumerHeaders ? proxyWithConsumer(graph.consumerHeaders) : proxy, participants);
       response = finish(response, exchange);
       if (participants.length > 0) runCompletion(exchange, response, participants, onCompleteError);
       return response;
@@ -106,7 +144,18 @@ export function createRequestHandler(
 /** What `serve` learned that the telemetry needs even when it answered early. */
 interface HandleState {
   exchange: Exchange | null;
+  /** The real client address once known (the socket peer until then). */
   clientIp: string;
+}
+
+/**
+ * Connections of a listener whose TLS is terminated in front of its Bun.serve (client
+ * certificates): the handler finds a request's connection by the source port it came from.
+ */
+export interface ConnectionRegistry {
+  lookup(localPort: number): { peerAddress: string; tls: TlsInfo } | undefined;
+  /** A 421 problem when the request's host is not the server name the handshake verified. */
+  checkHost(hostname: string, tls: TlsInfo | null, requestId: string): Response | undefined;
 }
 
 /** The listener's own address, the authority of a request that has no Host (HTTP/1.0). */
@@ -134,14 +183,24 @@ function checkLimits(request: Request, graph: RuntimeGraph, requestId: string): 
 }
 
 /** Headers for the upstream: end-to-end headers of the client plus X-Forwarded-* and the request id. */
-function upstreamHeaders(request: Request, url: URL, clientIp: string, scheme: string, requestId: string): Headers {
+function upstreamHeaders(request: Request, url: URL, clientIp: string, scheme: string, requestId: string, graph: RuntimeGraph): Headers {
   const headers = copyEndToEnd(request.headers);
+  // Consumer headers come from the gateway only: a client's copies could forge an identity.
+  graph.consumerHeaders?.strip(headers);
   const forwardedFor = headers.get("x-forwarded-for");
   headers.set("x-forwarded-for", forwardedFor ? `${forwardedFor}, ${clientIp}` : clientIp);
   headers.set("x-forwarded-proto", scheme);
   headers.set("x-forwarded-host", request.headers.get("host") ?? url.host);
   headers.set("x-request-id", requestId);
   return headers;
+}
+
+/** The proxy, first telling the upstream who is calling when a policy identified the caller. */
+function proxyWithConsumer(consumerHeaders: ConsumerHeaders): (exchange: Exchange) => Promise<Response> {
+  return (exchange) => {
+    if (exchange.consumer) consumerHeaders.write(exchange.upstreamHeaders, exchange.consumer);
+    return proxy(exchange);
+  };
 }
 
 /** The proxy at the centre of the pipeline. */
@@ -155,6 +214,24 @@ async function proxy(exchange: Exchange): Promise<Response> {
       requestId: exchange.requestId,
     });
   }
+  if (route.limiters.length === 0) return callUpstream(exchange, route);
+  const refusedBy = await acquireAll(route.limiters, exchange.request.signal);
+  if (refusedBy) return refusedBy.refusal(exchange);
+  const release = () => {
+    for (const limiter of route.limiters) limiter.release();
+  };
+  let response: Response;
+  try {
+    response = await callUpstream(exchange, route);
+  } catch (error) {
+    release();
+    throw error;
+  }
+  return releaseAfterBody(response, release);
+}
+
+/** The upstream call (or mock answer) of a route, with its header actions. */
+async function callUpstream(exchange: Exchange, route: CompiledRoute): Promise<Response> {
   if (route.requestHeaders) applyHeaderOps(exchange.upstreamHeaders, route.requestHeaders);
   const upstream = route.upstream;
   let response: Response;

@@ -20,6 +20,10 @@ import type { ErrorLogOutput } from "../observability/error-log.ts";
 import type { Logger } from "../observability/logger.ts";
 import { readMetricsConfig } from "../observability/metrics/config.ts";
 import { NodeMetrics, SCRAPE_TIMEOUT_MS } from "../observability/metrics/node-metrics.ts";
+import { createNodeMemory, type NodeMemory } from "../shared/index.ts";
+import { setUpstreamEventSink } from "../upstream/events.ts";
+import { ActiveHealthChecks } from "../upstream/health-check.ts";
+import { upstreamEventLogger, upstreamsStatus } from "../upstream/status.ts";
 import { VERSION } from "../version.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { unavailableListeners } from "./port-check.ts";
@@ -108,12 +112,17 @@ class Supervisor {
   /** Worker snapshots, retired totals and the supervisor's own metrics. */
   readonly #metrics = new NodeMetrics();
   #scrapeId = 0;
+  /** Active health checks: probed here, once per node; the verdicts reach workers through shared memory. */
+  readonly #healthChecks = new ActiveHealthChecks();
+  /** Node-wide shared memory, mapped by every worker (created before the first one starts). */
+  #memory: NodeMemory | null = null;
 
   constructor(options: SupervisorOptions) {
     this.#file = resolve(options.file);
     this.#log = options.log;
     this.#requestedWorkers = options.workers;
     this.#errorLog = options.errorLog ?? null;
+    setUpstreamEventSink(upstreamEventLogger(this.#log));
   }
 
   #workerCountFor(loaded: LoadedConfig): number {
@@ -121,6 +130,15 @@ class Supervisor {
   }
 
   async start(): Promise<void> {
+    // Before the first config is compiled: compiled upstreams bind their node-wide state to it.
+    try {
+      this.#memory = createNodeMemory();
+    } catch (error) {
+      console.error(`cannot create the node's shared memory: ${(error as Error).message}`);
+      process.exit(1);
+    }
+    // Removed however the supervisor ends (shutdown, failed start); workers that still run keep their mapping.
+    process.on("exit", () => this.#memory?.remove());
     const first = this.#load();
     if (!first.ok) {
       for (const line of first.errors) console.error(line);
@@ -162,6 +180,7 @@ class Supervisor {
     }
     this.#workers = started.workers;
     this.#started = true;
+    this.#healthChecks.apply(this.#loaded.graph.upstreams);
     if (graph.watch) this.#watch();
     this.#log.info("turnpike ready", {
       version: VERSION,
@@ -459,6 +478,7 @@ class Supervisor {
     this.#text = next.text;
     this.#generation = generation;
     this.#configureLogs();
+    this.#healthChecks.apply(next.loaded.graph.upstreams);
   }
 
   /** Writes the audit record of a reload (to the audit log of the config in force after it). */
@@ -556,6 +576,7 @@ class Supervisor {
       this.#log.warn("workers did not exit in time; killing them", { pids: [...this.#live].map((w) => w.process.pid) });
       for (const worker of this.#live) worker.process.kill("SIGKILL");
     }
+    this.#healthChecks.stop();
     this.#admin?.stop(true);
     this.#log.info("stopped", { reason });
     process.exit(0);
@@ -585,6 +606,7 @@ class Supervisor {
       workers: this.#workerCountFor(this.#loaded),
       generation: this.#generation,
       restarts: this.#restarts,
+      upstreams: this.#loaded.graph.upstreams,
     });
   }
 
@@ -610,6 +632,7 @@ class Supervisor {
       config: () => ({ value: this.#loaded.config, secrets: this.#loaded.secrets }),
       reload: (reason: string, actor?: AuditActor) => this.reload(reason, actor),
       metrics: () => this.#scrapeMetrics(),
+      upstreams: () => upstreamsStatus(this.#loaded.graph.upstreams),
     };
   }
 }

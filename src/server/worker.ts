@@ -14,6 +14,9 @@ import { createLogger } from "../observability/logger.ts";
 import { RequestMetrics } from "../observability/metrics/request-metrics.ts";
 import { WorkerTelemetry } from "../observability/telemetry.ts";
 import { Tracing } from "../observability/tracing/tracing.ts";
+import { nodeTable } from "../shared/index.ts";
+import { setUpstreamEventSink } from "../upstream/events.ts";
+import { upstreamEventLogger } from "../upstream/status.ts";
 import { createRequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -37,6 +40,7 @@ export function runWorker(): void {
   process.on("SIGUSR1", () => reopenLogs());
   const errorLog = new ErrorLogOutput();
   const log = createLogger({ role: "worker", pid: process.pid }, errorLog.level, errorLog.write);
+  setUpstreamEventSink(upstreamEventLogger(log));
   const send = (message: FromWorker) => process.send?.(message);
   const loader = new ConfigLoader();
   // Telemetry parts (metrics, access log, tracing) are listed here once each.
@@ -197,5 +201,15 @@ export function runWorker(): void {
     process.exit(0);
   }
 
+  // Map the node's shared memory now, so that a worker that cannot does not serve.
+  try {
+    nodeTable();
+  } catch (error) {
+    const text = `cannot map the node's shared memory: ${(error as Error).message}`;
+    log.error(text);
+    send({ type: "failed", generation: 0, errors: [text] });
+    setTimeout(() => process.exit(3), 50);
+    return;
+  }
   send({ type: "hello" });
 }

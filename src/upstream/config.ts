@@ -9,10 +9,11 @@ import { durationSchema, parseDuration, parseSize, sizeSchema } from "../core/un
 import type { Timeouts } from "../router/types.ts";
 import { BALANCERS, type BalancerName } from "./balancers/index.ts";
 import type { BreakerSettings } from "./circuit-breaker.ts";
+import type { ConcurrencyLimiter } from "./concurrency.ts";
 import { nodeCells } from "./node-cells.ts";
 import type { OutlierSettings } from "./outlier.ts";
 import { IDEMPOTENT_METHODS, RetryBudget, type RetrySettings } from "./retry.ts";
-import { TARGET_CELLS, TargetRuntime, type TargetSpec } from "./target.ts";
+import { TargetRuntime, type TargetSpec } from "./target.ts";
 import { HttpUpstream, UPSTREAM_CELLS, type ActiveCheckSettings, type PriorityLevel } from "./upstream.ts";
 
 /** A target as written: a URL, `host:port`, or an object. */
@@ -208,6 +209,7 @@ export function compileHttpUpstream(
   name: string,
   config: TrafficConfig & { targets?: TargetConfig[] },
   timeouts: Partial<Timeouts>,
+  concurrency: ConcurrencyLimiter | null,
   path: ConfigPath,
   fail: Fail,
 ): HttpUpstream | null {
@@ -239,20 +241,14 @@ export function compileHttpUpstream(
   if (before.errors > 0) return null;
 
   const cells = nodeCells();
-  const targets = specs.map((spec, index) => {
-    const block = cells.block(`upstream:${name}\ntarget:${spec.url}`, TARGET_CELLS) ?? { cells: new Int32Array(new SharedArrayBuffer(TARGET_CELLS * 4)), offset: 0 };
-    return new TargetRuntime(spec, index, name, block, outlier, breaker?.scope === "target" ? breaker : null);
-  });
+  const targets = specs.map((spec, index) => new TargetRuntime(spec, index, name, cells, outlier, breaker?.scope === "target" ? breaker : null));
   const factory = BALANCERS[balancer];
   const priorities = [...new Set(targets.map((t) => t.priority))].sort((a, b) => a - b);
   const levels: PriorityLevel[] = priorities.map((priority) => {
     const members = targets.filter((t) => t.priority === priority);
     return { priority, targets: members, balancer: factory(members), scratch: [] };
   });
-  const upstreamBlock =
-    breaker?.scope === "upstream"
-      ? (cells.block(`upstream:${name}\nbreaker`, UPSTREAM_CELLS) ?? { cells: new Int32Array(new SharedArrayBuffer(UPSTREAM_CELLS * 4)), offset: 0 })
-      : null;
+  const upstreamBlock = breaker?.scope === "upstream" ? cells.block(`upstream:${name}\nbreaker`, UPSTREAM_CELLS) : null;
   return new HttpUpstream({
     name,
     targets,
@@ -265,6 +261,7 @@ export function compileHttpUpstream(
     retry,
     budget: retry ? new RetryBudget(retry.budgetRatio, retry.budgetMinPerSecond) : null,
     activeCheck,
+    concurrency,
   });
 }
 

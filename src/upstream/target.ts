@@ -2,24 +2,21 @@
  * A target at run time: its address, its place in the upstream (weight, priority) and its
  * node-wide state: requests in flight, active health, passive ejection and circuit breaker.
  *
- * Cells of a target (node-wide, see node-cells.ts): in-flight count, active health
- * (written by the supervisor's health checks), then the outlier detector's and the
- * circuit breaker's cells.
+ * Node-wide cells of a target (see node-cells.ts), in up to three blocks: its own (the
+ * in-flight count and the active health written by the supervisor's health checks), the
+ * outlier detector's and the circuit breaker's.
  */
 import type { BalancedTarget } from "./balancers/types.ts";
 import { Admission, BREAKER_CELLS, CircuitBreaker, type BreakerSettings } from "./circuit-breaker.ts";
 import { now32 } from "./clock.ts";
 import { upstreamEvent } from "./events.ts";
-import type { CellBlock } from "./node-cells.ts";
+import type { NodeCells } from "./node-cells.ts";
 import { OUTLIER_CELLS, OutlierDetector, type OutlierSettings } from "./outlier.ts";
 import type { Target } from "./types.ts";
 
 const IN_FLIGHT = 0;
 const ACTIVE_DOWN = 1;
-const OUTLIER = 2;
-const BREAKER = OUTLIER + OUTLIER_CELLS;
-/** Cells per target. */
-export const TARGET_CELLS = BREAKER + BREAKER_CELLS;
+const TARGET_CELLS = 2;
 
 /** Where a target is declared and how it takes part. */
 export interface TargetSpec {
@@ -46,15 +43,17 @@ export class TargetRuntime implements Target, BalancedTarget {
   readonly breaker: CircuitBreaker | null;
   readonly #cells: Int32Array;
   readonly #base: number;
-  /** Offsets of the cells that, all zero, mean "available": health, ejection, breaker state. */
+  /** The cells that, all zero, mean "available": active health, ejection, breaker state. */
+  readonly #ejectedCells: Int32Array;
   readonly #ejectedCell: number;
+  readonly #breakerCells: Int32Array;
   readonly #breakerCell: number;
 
   constructor(
     spec: TargetSpec,
     readonly index: number,
     readonly upstream: string,
-    block: CellBlock,
+    cells: NodeCells,
     outlier: OutlierSettings | null,
     breaker: BreakerSettings | null,
   ) {
@@ -65,14 +64,20 @@ export class TargetRuntime implements Target, BalancedTarget {
     this.host = spec.host;
     this.weight = spec.weight;
     this.priority = spec.priority;
-    this.#cells = block.cells;
-    this.#base = block.offset;
+    const key = `upstream:${upstream}\ntarget:${spec.url}`;
+    const own = cells.block(`${key}\nstate`, TARGET_CELLS);
+    this.#cells = own.cells;
+    this.#base = own.offset;
     const labels = { upstream, target: spec.url };
-    this.outlier = outlier ? new OutlierDetector(block.cells, block.offset + OUTLIER, outlier, labels) : null;
-    this.breaker = breaker ? new CircuitBreaker(block.cells, block.offset + BREAKER, breaker, labels) : null;
+    const outlierBlock = outlier ? cells.block(`${key}\noutlier`, OUTLIER_CELLS) : null;
+    const breakerBlock = breaker ? cells.block(`${key}\nbreaker`, BREAKER_CELLS) : null;
+    this.outlier = outlierBlock ? new OutlierDetector(outlierBlock.cells, outlierBlock.offset, outlier!, labels) : null;
+    this.breaker = breakerBlock ? new CircuitBreaker(breakerBlock.cells, breakerBlock.offset, breaker!, labels) : null;
     // Without an outlier detector or a breaker, the fast check reads the health cell in their place.
-    this.#ejectedCell = this.outlier ? block.offset + OUTLIER : block.offset + ACTIVE_DOWN;
-    this.#breakerCell = this.breaker ? block.offset + BREAKER : block.offset + ACTIVE_DOWN;
+    this.#ejectedCells = outlierBlock?.cells ?? own.cells;
+    this.#ejectedCell = outlierBlock ? outlierBlock.offset : own.offset + ACTIVE_DOWN;
+    this.#breakerCells = breakerBlock?.cells ?? own.cells;
+    this.#breakerCell = breakerBlock ? breakerBlock.offset : own.offset + ACTIVE_DOWN;
   }
 
   /** Requests in flight to this target on the node. */
@@ -103,10 +108,9 @@ export class TargetRuntime implements Target, BalancedTarget {
 
   /** True when the target may take a request now (healthy, not ejected, circuit not open). */
   available(): boolean {
-    const c = this.#cells;
     // The common case, three reads: nothing is wrong.
-    if ((c[this.#base + ACTIVE_DOWN]! | c[this.#ejectedCell]! | c[this.#breakerCell]!) === 0) return true;
-    if (c[this.#base + ACTIVE_DOWN] !== 0) return false;
+    if ((this.#cells[this.#base + ACTIVE_DOWN]! | this.#ejectedCells[this.#ejectedCell]! | this.#breakerCells[this.#breakerCell]!) === 0) return true;
+    if (this.#cells[this.#base + ACTIVE_DOWN] !== 0) return false;
     const now = now32();
     if (this.outlier?.ejected(now)) return false;
     return this.breaker === null || this.breaker.admits(now);

@@ -3,6 +3,7 @@
  */
 import type { MockResponse } from "../core/mock.ts";
 import type { Timeouts } from "../router/types.ts";
+import type { ConcurrencyLimiter } from "./concurrency.ts";
 import type { HttpUpstream } from "./upstream.ts";
 
 /** One backend address, parsed once at load. */
@@ -22,6 +23,7 @@ export interface MockUpstream {
   name: string;
   mock: MockResponse;
   timeouts: Partial<Timeouts>;
+  concurrency: ConcurrencyLimiter | null;
 }
 
 /** An upstream: either forwarded to targets (with balancing, health and retries) or answered by a mock. */

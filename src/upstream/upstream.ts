@@ -5,6 +5,7 @@
  */
 import type { Exchange } from "../core/exchange.ts";
 import type { Timeouts } from "../router/types.ts";
+import type { ConcurrencyLimiter } from "./concurrency.ts";
 import type { Balancer, BalancerName, PickHints } from "./balancers/index.ts";
 import { BREAKER_CELLS, CircuitBreaker, type BreakerSettings } from "./circuit-breaker.ts";
 import { now32 } from "./clock.ts";
@@ -48,6 +49,7 @@ export interface HttpUpstreamParts {
   retry: RetrySettings | null;
   budget: RetryBudget | null;
   activeCheck: ActiveCheckSettings | null;
+  concurrency: ConcurrencyLimiter | null;
 }
 
 /** Cells of an upstream-wide circuit breaker. */
@@ -66,6 +68,8 @@ export class HttpUpstream {
   readonly retry: RetrySettings | null;
   readonly budget: RetryBudget | null;
   readonly activeCheck: ActiveCheckSettings | null;
+  /** At most N requests in flight to this upstream (see concurrency.ts), null: no limit. */
+  readonly concurrency: ConcurrencyLimiter | null;
   readonly #hashKey: ((exchange: Exchange) => string | null) | null;
   readonly #hints: PickHints = { hashKey: null };
 
@@ -80,6 +84,7 @@ export class HttpUpstream {
     this.retry = parts.retry;
     this.budget = parts.budget;
     this.activeCheck = parts.activeCheck;
+    this.concurrency = parts.concurrency;
     this.#hashKey = parts.hashKey;
   }
 

@@ -40,7 +40,7 @@ describe.each(Object.keys(BALANCERS) as BalancerName[])("every balancer: %s", (n
     const all = targets([1, 2, 3, 1]);
     const balancer = factory(all, sequence(2));
     const available = [all[0]!, all[2]!];
-    for (let i = 0; i < 200; i++) expect(available).toContain(balancer.pick(available, hints(`key-${i}`)));
+    for (let i = 0; i < 200; i++) expect(available).toContain(balancer.pick(available, hints(`key-${i}`)) as FakeTarget);
   });
 
   test("traffic (over many keys) reaches every available target", () => {
@@ -113,7 +113,7 @@ describe("least_connections", () => {
   test("follows loads as they change: each pick adds one in flight", () => {
     const all = targets([1, 1, 1], [0, 5, 5]);
     const balancer = BALANCERS.least_connections(all);
-    for (let i = 0; i < 5; i++) balancer.pick(all, hints()).load! += 1;
+    for (let i = 0; i < 5; i++) (balancer.pick(all, hints()) as FakeTarget).load += 1;
     expect(all.map((t) => t.load)).toEqual([5, 5, 5]);
   });
 });

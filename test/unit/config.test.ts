@@ -143,7 +143,8 @@ routes: []
     expect(errorsOf(text)).toEqual([
       "gw.yaml: routes[0].policies[0].config.max_body_size: must be a size: a number of bytes or a string like 64KiB, 10MiB, 1GiB, 10MB (line 10, col 34)",
       "gw.yaml: routes[0].policies[0].config.extra: unknown key (line 10, col 40)",
-      'gw.yaml: routes[0].policies[1].type: must be one of: "headers", "request-size-limit", "content-type", "mock" (line 11, col 15)',
+      // Every registered policy type is offered, in registration order (new policies append).
+      `gw.yaml: routes[0].policies[1].type: must be one of: ${builtinPolicies().all().map((f) => JSON.stringify(f.type)).join(", ")} (line 11, col 15)`,
     ]);
   });
 });

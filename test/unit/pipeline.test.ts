@@ -6,7 +6,7 @@ import { describe, expect, test } from "bun:test";
 import { compileCondition, compileValueMatch, type ConditionConfig } from "../../src/core/condition.ts";
 import type { Exchange } from "../../src/core/exchange.ts";
 import { compileCidrList, parseAddress, parseCidr } from "../../src/core/net.ts";
-import { runCompletion, runPipeline, type Step } from "../../src/core/pipeline.ts";
+import { recordDecision, runCompletion, runPipeline, type Step } from "../../src/core/pipeline.ts";
 import type { Policy } from "../../src/core/policy.ts";
 import { parseDuration, parseSize } from "../../src/core/units.ts";
 
@@ -18,6 +18,8 @@ function exchangeFor(url: string, init: { method?: string; headers?: Record<stri
     url: new URL(url),
     requestId: "test-id",
     clientIp: init.clientIp ?? "127.0.0.1",
+    realClientIp: init.clientIp ?? "127.0.0.1",
+    tls: null,
     scheme: "http",
     route: null,
     params: {},
@@ -25,10 +27,12 @@ function exchangeFor(url: string, init: { method?: string; headers?: Record<stri
     upstreamTarget: null,
     upstreamStartedAt: 0,
     upstreamHeadersAt: 0,
+    consumer: null,
     responseHeaders: null,
     body: null,
     bodyFailure: null,
     startedAt: 0,
+    decisions: null,
     state: new Map(),
   };
 }
@@ -145,6 +149,31 @@ describe("pipeline phase order", () => {
     expect(log).not.toContain("proxy");
     expect(log).not.toContain("request route2");
     expect(log.filter((entry) => entry.startsWith("response"))).toEqual(["response route1", "response pre1"]);
+  });
+
+  test("the policy that answered is recorded as a decision unless it recorded one of its own", async () => {
+    const quiet = exchangeFor("http://gw/x");
+    await run([fake([], "pre1")], [fake([], "guard", { answer: 401 })], [], [], quiet);
+    expect(quiet.decisions).toEqual(["guard:answered"]);
+
+    const passed = exchangeFor("http://gw/x");
+    await run([fake([], "pre1")], [fake([], "route1")], [], [], passed);
+    expect(passed.decisions).toBeNull();
+
+    const explicit = exchangeFor("http://gw/x");
+    const limiter: Step = {
+      policy: {
+        type: "rate-limit",
+        onRequest: (exchange) => {
+          recordDecision(exchange, "rate-limit", "reject");
+          return new Response(null, { status: 429 });
+        },
+      },
+      when: null,
+    };
+    const cors: Step = { policy: { type: "cors", onRequest: (exchange) => void recordDecision(exchange, "cors", "allow") }, when: null };
+    await run([cors], [limiter], [], [], explicit);
+    expect(explicit.decisions).toEqual(["cors:allow", "rate-limit:reject"]);
   });
 
   test("a policy with only a response hook takes part in the reverse order where it stands", async () => {

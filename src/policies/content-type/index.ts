@@ -7,6 +7,7 @@
  *       config: { allow: [application/json, text/*] }
  */
 import type { PolicyFactory } from "../../core/policy.ts";
+import { recordDecision } from "../../core/pipeline.ts";
 import { problem } from "../../core/problem.ts";
 
 interface ContentTypeConfig {
@@ -47,6 +48,7 @@ export const contentTypePolicy: PolicyFactory<ContentTypeConfig> = {
         } else if (exchange.request.headers.get("content-length") === "0") {
           return undefined;
         }
+        recordDecision(exchange, "content-type", "reject");
         return problem({
           status: 415,
           kind: "unsupported-media-type",
