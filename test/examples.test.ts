@@ -2,7 +2,7 @@
  * Every example config validates with the built binary and binds the documented
  * ports (8080 for traffic, 9901 for admin), so each can be tried the same way.
  */
-import { expect, test } from "bun:test";
+import { describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
@@ -44,4 +44,54 @@ test("examples/api-key.yaml: GET /private answers 200 only with the demo key", a
   } finally {
     await gateway.stop();
   }
+});
+
+/**
+ * The examples of the identity and access policies, run as documented (ports swapped for
+ * free ones so tests may run beside a gateway on 8080).
+ */
+describe("access examples behave as their comments say", () => {
+  const run = async (name: string, check: (url: string, port: number) => Promise<void>) => {
+    const text = readFileSync(join(dir, name), "utf8");
+    const gateway = await startGateway((ports) => text.replace("port: 8080", `port: ${ports.port}`).replace("port: 9901", `port: ${ports.adminPort}`), { workers: 1 });
+    try {
+      await check(gateway.url, gateway.ports.port);
+    } finally {
+      await gateway.stop();
+    }
+  };
+
+  test("ip-restriction.yaml", () =>
+    run("ip-restriction.yaml", async (url) => {
+      expect((await fetch(`${url}/internal`)).status).toBe(200);
+      expect((await fetch(`${url}/partners`)).status).toBe(403);
+      expect((await fetch(`${url}/partners`, { headers: { "x-forwarded-for": "203.0.113.9" } })).status).toBe(200);
+      expect((await fetch(`${url}/partners`, { headers: { "x-forwarded-for": "203.0.113.66" } })).status).toBe(403);
+      expect((await fetch(`${url}/partners`, { headers: { "x-forwarded-for": "garbage" } })).status).toBe(400);
+    }));
+
+  test("cors.yaml", () =>
+    run("cors.yaml", async (url) => {
+      const preflight = (origin: string) =>
+        fetch(`${url}/api/orders`, { method: "OPTIONS", headers: { origin, "access-control-request-method": "POST", "access-control-request-headers": "content-type" } });
+      const ok = await preflight("https://app.example.com");
+      expect(ok.status).toBe(204);
+      expect(ok.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+      const refused = await preflight("https://evil.example");
+      expect(refused.status).toBe(403);
+      expect(refused.headers.get("access-control-allow-origin")).toBeNull();
+      const actual = await fetch(`${url}/api/orders`, { headers: { origin: "https://app.example.com" } });
+      expect(actual.status).toBe(200);
+      expect(actual.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    }));
+
+  test("hmac-auth.yaml with the shell client of docs/auth/hmac-auth.md", () =>
+    run("hmac-auth.yaml", async (url, port) => {
+      const doc = readFileSync(resolve(import.meta.dir, "../docs/auth/hmac-auth.md"), "utf8");
+      const script = doc.match(/```sh\n(SECRET=[\s\S]+?)```/)![1]!.replaceAll("127.0.0.1:8080", `127.0.0.1:${port}`);
+      const shell = Bun.spawnSync(["bash", "-c", script], { stdio: ["ignore", "pipe", "pipe"], timeout: 20_000 });
+      expect(shell.stderr.toString()).toBe("");
+      expect(shell.stdout.toString()).toBe("200\n401\n");
+      expect((await fetch(`${url}/orders`)).status).toBe(401);
+    }));
 });

@@ -66,7 +66,7 @@ const CREDENTIAL_FIELDS: Record<string, { description: string; properties: Recor
   },
   hmac: {
     description: "A key id and shared secret for HMAC request signing.",
-    properties: { key_id: { type: "string", minLength: 1 }, secret: { type: "string", minLength: 16, description: "Best from `${ENV}`." } },
+    properties: { key_id: { type: "string", minLength: 1 }, secret: { type: "string", minLength: 16, "x-secret": true, description: "Best from `${ENV}`." } },
     required: ["key_id", "secret"],
   },
   mtls: {

@@ -19,10 +19,12 @@ import type { PolicyRegistry } from "../core/registry.ts";
 import { parseDuration, parseSize } from "../core/units.ts";
 import { parsePathPattern, PathKind } from "../router/path-pattern.ts";
 import { Router, type RouteSpec } from "../router/router.ts";
+import { createSplit } from "../router/split.ts";
 import type { CompiledRoute, Limits, Rewrite, Timeouts } from "../router/types.ts";
 import { ConcurrencyLimiter, type ConcurrencyConfig } from "../upstream/concurrency.ts";
 import { compileHttpUpstream } from "../upstream/config.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
+import { compileStoreSettings, processStores, type StoreSettings } from "../store/index.ts";
 import type { CompiledListener, RuntimeGraph } from "./graph.ts";
 import type { ConfigError, ConfigPath } from "./source.ts";
 import type { LimitsConfig, PolicyEntryConfig, RouteConfig, TimeoutsConfig, TurnpikeConfig, UpstreamConfig } from "./types.ts";
@@ -45,6 +47,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
   const errors: ConfigError[] = [];
   const fail = (path: ConfigPath, message: string) => errors.push({ path, message });
   const created: Policy[] = [];
+  const store = compileStoreSettings(config.store, options.baseDir, fail);
 
   const listeners = config.listeners.map((listener, i) => compileListener(listener, ["listeners", i], options.baseDir, fail));
   const seenPorts = new Map<string, number>();
@@ -66,7 +69,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, created, fail);
+      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, store, created, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -81,6 +84,15 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     const path: ConfigPath = ["routes", index];
     if (routeNames.has(route.name)) fail([...path, "name"], `route name "${route.name}" is already used by routes[${routeNames.get(route.name)}]`);
     routeNames.set(route.name, index);
+    if (route.split) {
+      const spec = compileSplitRoute(route, index, config, upstreams, serverLimits, compileSteps, fail);
+      if (spec) specs.push(spec);
+      return;
+    }
+    if (route.upstream === undefined) {
+      fail(path, "a route needs `upstream` (or `split`)");
+      return;
+    }
     const upstream = upstreams.get(route.upstream);
     if (!upstream) {
       if (!Object.hasOwn(config.upstreams, route.upstream)) fail([...path, "upstream"], `unknown upstream "${route.upstream}"`);
@@ -136,6 +148,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     watch: config.server?.watch ?? false,
     clientIdleTimeoutSeconds: idleSeconds,
     observability: config.observability ?? {},
+    store,
     consumers: consumers.directory,
     consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),
@@ -312,6 +325,7 @@ function compilePolicy(
   path: ConfigPath,
   registry: PolicyRegistry,
   consumers: ConsumerDirectory,
+  store: StoreSettings,
   created: Policy[],
   fail: Fail,
 ): Step | null {
@@ -332,8 +346,9 @@ function compilePolicy(
     const context = {
       path: path.join("."),
       consumers,
+      store: () => processStores.get(store),
       createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
-        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, created, fail);
+        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, store, created, fail);
         if (!step) return null;
         created.push(step.policy);
         if (step.when) {
@@ -418,10 +433,109 @@ function compileRoute(
     limits: compileLimits(route.limits, serverLimits),
     policies,
     limiters: routeLimiters(compileConcurrency(route.concurrency, `route "${route.name}"`), upstream),
+    split: null,
   };
   const match = route.match ?? {};
   const conditionCount = (match.methods ? 1 : 0) + Object.keys(match.headers ?? {}).length + Object.keys(match.query ?? {}).length;
   return { route: compiled, hosts: match.hosts ?? [], paths, check: check, conditionCount };
+}
+
+/**
+ * A route with `split`: compiled once against its first upstream, then one variant per
+ * upstream the split names (with that upstream's timeouts and concurrency limit).
+ */
+function compileSplitRoute(
+  route: RouteConfig,
+  index: number,
+  config: TurnpikeConfig,
+  upstreams: Map<string, CompiledUpstream>,
+  serverLimits: Limits,
+  compileSteps: (entries: PolicyEntryConfig[] | undefined, path: ConfigPath) => Step[],
+  fail: Fail,
+): RouteSpec | null {
+  const path: ConfigPath = ["routes", index];
+  const split = route.split!;
+  let ok = true;
+  const splitFail: Fail = (p, m) => {
+    ok = false;
+    fail(p, m);
+  };
+  if (route.upstream !== undefined) splitFail([...path, "upstream"], "set either `upstream` or `split`, not both");
+  const lookup = (name: string, at: ConfigPath): CompiledUpstream | null => {
+    const upstream = upstreams.get(name);
+    if (!upstream) {
+      // An upstream that exists but failed to compile has its own error already.
+      if (!Object.hasOwn(config.upstreams, name)) splitFail(at, `unknown upstream "${name}"`);
+      else ok = false;
+      return null;
+    }
+    return upstream;
+  };
+  const seen = new Map<string, number>();
+  const sides = split.upstreams.map((side, i) => {
+    const at: ConfigPath = [...path, "split", "upstreams", i];
+    if (seen.has(side.upstream)) splitFail([...at, "upstream"], `upstream "${side.upstream}" is already listed at split.upstreams[${seen.get(side.upstream)}]`);
+    seen.set(side.upstream, i);
+    return { upstream: lookup(side.upstream, [...at, "upstream"]), weight: side.weight };
+  });
+  if (split.upstreams.reduce((sum, side) => sum + side.weight, 0) <= 0) {
+    splitFail([...path, "split", "upstreams"], "the weights add up to 0: at least one upstream needs a weight above 0");
+  }
+  const rules = (split.rules ?? []).map((rule, i) => {
+    const at: ConfigPath = [...path, "split", "rules", i];
+    if ((rule.header === undefined) === (rule.cookie === undefined)) splitFail(at, "a rule matches either a `header` or a `cookie`");
+    try {
+      compileValueMatch(rule.value);
+    } catch (error) {
+      splitFail([...at, "value"], (error as Error).message);
+    }
+    return { rule, upstream: lookup(rule.upstream, [...at, "upstream"]) };
+  });
+  const sticky = split.sticky;
+  if (sticky) {
+    const at: ConfigPath = [...path, "split", "sticky"];
+    if (sticky.by === "client_ip" && sticky.name !== undefined) splitFail([...at, "name"], "`by: client_ip` takes no name");
+    if (sticky.by !== "client_ip" && sticky.name === undefined) splitFail(at, `\`by: ${sticky.by}\` needs the ${sticky.by} \`name\``);
+    if (sticky.by !== "cookie" && sticky.set_cookie) splitFail([...at, "set_cookie"], "set_cookie needs `by: cookie`");
+    if (sticky.by !== "cookie" && sticky.max_age !== undefined) splitFail([...at, "max_age"], "max_age needs `by: cookie` with set_cookie");
+  }
+  if (!ok) return null;
+
+  const first = sides[0]!.upstream!;
+  const spec = compileRoute(route, index, first, serverLimits, compileSteps, fail);
+  if (!spec) return null;
+  const base = spec.route;
+  const routeLimiter = base.limiters.find((limiter) => limiter !== first.concurrency) ?? null;
+  const variants = new Map<CompiledUpstream, CompiledRoute>();
+  const variantOf = (upstream: CompiledUpstream): CompiledRoute => {
+    let variant = variants.get(upstream);
+    if (!variant) {
+      const defaults = { ...DEFAULT_TIMEOUTS, ...upstream.timeouts };
+      // Errors of the route's timeouts were reported when the base route compiled.
+      const timeouts = compileTimeouts(route.timeouts, defaults, [], () => {}) as Timeouts;
+      variant = { ...base, upstream, timeouts, limiters: routeLimiters(routeLimiter, upstream), split: null };
+      variants.set(upstream, variant);
+    }
+    return variant;
+  };
+  base.split = createSplit({
+    sides: sides.map((side) => ({ variant: variantOf(side.upstream!), weight: side.weight })),
+    rules: rules.map(({ rule, upstream }) => ({
+      header: rule.header ?? null,
+      cookie: rule.cookie ?? null,
+      value: rule.value,
+      variant: variantOf(upstream!),
+    })),
+    sticky: sticky
+      ? {
+          by: sticky.by,
+          name: sticky.by === "header" ? sticky.name!.toLowerCase() : (sticky.name ?? ""),
+          setCookie: sticky.set_cookie ?? false,
+          maxAgeSeconds: Math.ceil(parseDuration(sticky.max_age ?? "24h") / 1000),
+        }
+      : null,
+  });
+  return spec;
 }
 
 function compileRewrite(route: RouteConfig, paramSets: string[][], singleSegment: ReadonlySet<string>, path: ConfigPath, fail: Fail): Rewrite | null {

@@ -8,6 +8,7 @@ import type { Step } from "../core/pipeline.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
 import type { Router } from "../router/router.ts";
 import type { Limits } from "../router/types.ts";
+import type { StoreSettings } from "../store/index.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
 
 /** A listener with its TLS material read from disk. */
@@ -40,6 +41,8 @@ export interface RuntimeGraph {
   clientIdleTimeoutSeconds: number;
   /** The `observability` section, read by the worker's telemetry parts. */
   observability: ObservabilityConfig;
+  /** The `store` section: which store policies share state through. */
+  store: StoreSettings;
   /** The configured consumers. */
   consumers: ConsumerDirectory;
   /** Forwarding of the identified consumer to upstreams; null when disabled. */

@@ -110,6 +110,25 @@ function referenceErrors(value: unknown): ConfigError[] {
     if (typeof route.upstream === "string" && !Object.hasOwn(upstreams, route.upstream)) {
       errors.push({ path: ["routes", i, "upstream"], message: `unknown upstream "${route.upstream}"` });
     }
+    if (route.upstream === undefined && route.split === undefined) {
+      errors.push({ path: ["routes", i], message: "a route needs `upstream` (or `split`)" });
+    } else if (route.upstream !== undefined && route.split !== undefined) {
+      errors.push({ path: ["routes", i, "upstream"], message: "set either `upstream` or `split`, not both" });
+    }
+    const split: unknown = route.split;
+    if (split && typeof split === "object") {
+      const named = (list: unknown, key: string) => {
+        if (!Array.isArray(list)) return;
+        list.forEach((entry: { upstream?: unknown } | null, j) => {
+          const name = entry && typeof entry === "object" ? entry.upstream : undefined;
+          if (typeof name === "string" && !Object.hasOwn(upstreams, name)) {
+            errors.push({ path: ["routes", i, "split", key, j, "upstream"], message: `unknown upstream "${name}"` });
+          }
+        });
+      };
+      named((split as { upstreams?: unknown }).upstreams, "upstreams");
+      named((split as { rules?: unknown }).rules, "rules");
+    }
     if (typeof route.name === "string") {
       const first = routeNames.get(route.name);
       if (first !== undefined) errors.push({ path: ["routes", i, "name"], message: `route name "${route.name}" is already used by routes[${first}]` });

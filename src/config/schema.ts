@@ -11,6 +11,7 @@ import { consumersSchema } from "../auth/consumers.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
 import { targetSchema, trafficSchemaProperties } from "../upstream/config.ts";
+import { storeSchema } from "../store/index.ts";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
 
@@ -54,6 +55,56 @@ const concurrency = {
       },
     },
     retry_after: { ...durationSchema, description: "Retry-After of the 503 (rounded up to seconds); default 1s." },
+  },
+};
+
+const split = {
+  type: "object",
+  additionalProperties: false,
+  required: ["upstreams"],
+  description: "Sends the route's requests to several upstreams: A/B rules first, then weights; optionally sticky.",
+  properties: {
+    upstreams: {
+      type: "array",
+      minItems: 1,
+      description: "Weighted sides, e.g. stable 95 and canary 5; the weights must add up to more than 0.",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["upstream", "weight"],
+        properties: {
+          upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+          weight: { type: "integer", minimum: 0, maximum: 1000000, description: "Share of requests (0: only through rules)." },
+        },
+      },
+    },
+    rules: {
+      type: "array",
+      description: "A/B selection: the first rule whose header or cookie matches picks its upstream.",
+      items: {
+        type: "object",
+        additionalProperties: false,
+        required: ["value", "upstream"],
+        properties: {
+          header: { type: "string", pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" },
+          cookie: { type: "string", pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$" },
+          value: { $ref: "#/$defs/valueMatch" },
+          upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+        },
+      },
+    },
+    sticky: {
+      type: "object",
+      additionalProperties: false,
+      required: ["by"],
+      description: "Keeps one client on one side: the key (client IP, header or cookie) is hashed onto the weights.",
+      properties: {
+        by: { enum: ["client_ip", "header", "cookie"] },
+        name: { type: "string", pattern: "^[A-Za-z0-9!#$%&'*+.^_`|~-]+$", description: "The header or cookie name." },
+        set_cookie: { type: "boolean", description: "With by: cookie, give a client without the cookie a random id in it." },
+        max_age: { ...durationSchema, description: "Max-Age of the cookie the gateway sets; default 24h." },
+      },
+    },
   },
 };
 
@@ -172,7 +223,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
         items: {
           type: "object",
           additionalProperties: false,
-          required: ["name", "upstream"],
+          required: ["name"],
           properties: {
             name: { type: "string", pattern: NAME_PATTERN },
             priority: { type: "integer", description: "Higher wins among matching routes; default 0." },
@@ -192,7 +243,8 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
                 query: { type: "object", additionalProperties: { $ref: "#/$defs/valueMatch" } },
               },
             },
-            upstream: { type: "string", description: "Name of an entry of `upstreams`." },
+            upstream: { type: "string", description: "Name of an entry of `upstreams` (or use `split`)." },
+            split,
             rewrite: {
               type: "object",
               additionalProperties: false,
@@ -221,6 +273,7 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
         },
       },
       observability: observabilitySchema,
+      store: storeSchema(),
       consumers: consumersSchema,
       consumer_headers: consumerHeadersSchema,
       pre_flow: { type: "array", items: { $ref: "#/$defs/policy" }, description: "Policies run for every request, before route policies." },

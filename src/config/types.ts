@@ -3,8 +3,10 @@
  */
 import type { ConditionConfig, ValueMatchConfig } from "../core/condition.ts";
 import type { MockConfig } from "../core/mock.ts";
+import type { SplitConfig } from "../router/split.ts";
 import type { ConcurrencyConfig } from "../upstream/concurrency.ts";
 import type { ObservabilityConfig } from "../observability/config.ts";
+import type { StoreConfig } from "../store/index.ts";
 import type { ConsumerHeadersConfig } from "../auth/consumer-headers.ts";
 import type { ConsumerConfig } from "../auth/consumers.ts";
 export type { MockConfig };
@@ -20,6 +22,7 @@ export interface TurnpikeConfig {
   upstreams: Record<string, UpstreamConfig>;
   routes: RouteConfig[];
   observability?: ObservabilityConfig;
+  store?: StoreConfig;
   consumers?: ConsumerConfig[];
   consumer_headers?: ConsumerHeadersConfig;
   pre_flow?: PolicyEntryConfig[];
@@ -101,7 +104,9 @@ export interface RouteConfig {
   name: string;
   match?: RouteMatchConfig;
   priority?: number;
-  upstream: string;
+  /** Where requests go; a route has `upstream` or `split`. */
+  upstream?: string;
+  split?: SplitConfig;
   rewrite?: RewriteConfig;
   host_header?: "preserve" | "upstream" | { set: string };
   request_headers?: HeaderOpsConfig;

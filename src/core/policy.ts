@@ -2,6 +2,7 @@
  * The policy interface: optional hooks for each phase of a request.
  * A policy stops the chain by returning a Response, never by throwing.
  */
+import type { Store } from "../store/types.ts";
 import type { ConsumerDirectory } from "./consumer.ts";
 import type { Exchange } from "./exchange.ts";
 
@@ -26,6 +27,11 @@ export interface Policy {
 export interface PolicyContext {
   /** Config path of this policy, for messages, e.g. `routes[1].policies[0]`. */
   path: string;
+  /**
+   * The store shared by every worker of the node (or cluster), as the `store` section
+   * says. Created on first call: call it when serving requests, not in `create`.
+   */
+  store: () => Store;
   /** The configured consumers (top-level `consumers:`), for authentication policies. */
   consumers: ConsumerDirectory;
   /**

@@ -4,11 +4,12 @@ import { apiKeyPolicy } from "./api-key/index.ts";
 import { contentTypePolicy } from "./content-type/index.ts";
 import { corsPolicy } from "./cors/index.ts";
 import { headersPolicy } from "./headers/index.ts";
+import { hmacAuthPolicy } from "./hmac-auth/index.ts";
 import { ipRestrictionPolicy } from "./ip-restriction/index.ts";
 import { mockPolicy } from "./mock/index.ts";
 import { requestSizeLimitPolicy } from "./request-size-limit/index.ts";
 
 /** A registry holding every built-in policy type. */
 export function builtinPolicies(): PolicyRegistry {
-  return new PolicyRegistry([headersPolicy, requestSizeLimitPolicy, contentTypePolicy, mockPolicy, apiKeyPolicy, ipRestrictionPolicy, corsPolicy]);
+  return new PolicyRegistry([headersPolicy, requestSizeLimitPolicy, contentTypePolicy, mockPolicy, apiKeyPolicy, ipRestrictionPolicy, corsPolicy, hmacAuthPolicy]);
 }

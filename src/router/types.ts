@@ -5,6 +5,7 @@ import type { HeaderOps } from "../core/headers.ts";
 import type { Step } from "../core/pipeline.ts";
 import type { ConcurrencyLimiter } from "../upstream/concurrency.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
+import type { Split } from "./split.ts";
 
 /** Upstream timeouts in milliseconds; 0 means none. */
 export interface Timeouts {
@@ -44,4 +45,9 @@ export interface CompiledRoute {
    * the route's, then its upstream's. Empty when none is configured.
    */
   limiters: ConcurrencyLimiter[];
+  /**
+   * With `split`: picks the variant of this route (same settings, another upstream)
+   * that serves a request; null on a plain route and on the variants themselves.
+   */
+  split: Split | null;
 }

@@ -108,6 +108,8 @@ export function createRequestHandler(
         upstreamHeadersAt: 0,
         consumer: null,
       });
+      // A split route hands the request to the variant of its chosen upstream.
+      if (exchange.route?.split) exchange.route = exchange.route.split.choose(exchange);
       if (telemetry) telemetry.start(exchange);
       const route = exchange.route;
       if (route) {

@@ -14,7 +14,9 @@ export type ToWorker =
    */
   | { type: "drain"; handoffMs?: number }
   /** Send a metrics snapshot now, answering with the same `id`. */
-  | { type: "metrics"; id: number };
+  | { type: "metrics"; id: number }
+  /** A message published on the node's store bus (by any worker), for local subscribers. */
+  | { type: "published"; channel: string; message: string };
 
 /** Worker → supervisor. */
 export type FromWorker =
@@ -25,4 +27,6 @@ export type FromWorker =
   | { type: "closed" }
   | { type: "failed"; generation: number; errors: string[] }
   /** A metrics snapshot: the answer to a scrape (`id`), or the final one of a draining worker (`id` null). */
-  | { type: "metrics"; id: number | null; snapshot: WorkerMetricsSnapshot };
+  | { type: "metrics"; id: number | null; snapshot: WorkerMetricsSnapshot }
+  /** Publish on the node's store bus: the supervisor sends it to every live worker. */
+  | { type: "publish"; channel: string; message: string };

@@ -24,6 +24,7 @@ import { createNodeMemory, type NodeMemory } from "../shared/index.ts";
 import { setUpstreamEventSink } from "../upstream/events.ts";
 import { ActiveHealthChecks } from "../upstream/health-check.ts";
 import { upstreamEventLogger, upstreamsStatus } from "../upstream/status.ts";
+import { restoreDurableCounters } from "../store/embedded/state-file.ts";
 import { VERSION } from "../version.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 import { unavailableListeners } from "./port-check.ts";
@@ -130,15 +131,6 @@ class Supervisor {
   }
 
   async start(): Promise<void> {
-    // Before the first config is compiled: compiled upstreams bind their node-wide state to it.
-    try {
-      this.#memory = createNodeMemory();
-    } catch (error) {
-      console.error(`cannot create the node's shared memory: ${(error as Error).message}`);
-      process.exit(1);
-    }
-    // Removed however the supervisor ends (shutdown, failed start); workers that still run keep their mapping.
-    process.on("exit", () => this.#memory?.remove());
     const first = this.#load();
     if (!first.ok) {
       for (const line of first.errors) console.error(line);
@@ -162,7 +154,33 @@ class Supervisor {
       console.error(`${taken.length} error(s); nothing started.`);
       process.exit(1);
     }
-    if (graph.admin.enabled) {
+    const store = graph.store;
+    try {
+      this.#memory = createNodeMemory(store.embedded.memorySlots);
+    } catch (error) {
+      console.error(`cannot create the node's shared memory: ${(error as Error).message}`);
+      process.exit(1);
+    }
+    if (store.type === "embedded") {
+      // Quotas and other durable counters continue where the last run left them.
+      try {
+        const restored = restoreDurableCounters(store.embedded.stateDir, this.#memory.table);
+        if (restored > 0) this.#log.info("durable counters restored", { state_dir: store.embedded.stateDir, counters: restored });
+      } catch (error) {
+        this.#log.error("cannot read the state file; durable counters start from zero", { state_dir: store.embedded.stateDir, error });
+      }
+    }
+    // Removed however the supervisor ends (shutdown, failed start); workers that still run keep their mapping.
+    process.on("exit", () => this.#memory?.remove());
+    // The first config was compiled before the shared memory existed (its size comes from
+    // the config): compile it again, so that its upstreams read their node-wide state there.
+    const bound = this.#load();
+    if (bound.ok) {
+      this.#loaded.graph.dispose();
+      this.#loaded = bound.loaded;
+      this.#text = bound.text;
+    }
+    if (this.#loaded.graph.admin.enabled) {
       try {
         this.#admin = startAdmin(graph.admin.address, graph.admin.port, this.#adminSource());
       } catch (error) {
@@ -249,6 +267,10 @@ class Supervisor {
 
   #onMessage(handle: WorkerHandle, message: FromWorker): void {
     if (message.type === "metrics") this.#metrics.workerReported(handle.process.pid, message.snapshot);
+    if (message.type === "publish") {
+      for (const worker of this.#live) this.#send(worker, { type: "published", channel: message.channel, message: message.message });
+      return;
+    }
     if (message.type === "hello") {
       // A worker that was spawned while a shutdown began may have missed its drain message.
       if (this.#stopping || handle.retiring) this.#send(handle, { type: "drain" });

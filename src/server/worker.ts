@@ -17,6 +17,8 @@ import { Tracing } from "../observability/tracing/tracing.ts";
 import { nodeTable } from "../shared/index.ts";
 import { setUpstreamEventSink } from "../upstream/events.ts";
 import { upstreamEventLogger } from "../upstream/status.ts";
+import { deliverFromBus, setBusTransport } from "../store/embedded/bus.ts";
+import { processStores } from "../store/index.ts";
 import { createRequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -64,6 +66,7 @@ export function runWorker(): void {
     if (message.type === "config") applyConfig(message);
     else if (message.type === "drain") void drain("told by the supervisor", message.handoffMs ?? 0);
     else if (message.type === "metrics") send({ type: "metrics", id: message.id, snapshot: metrics.snapshot() });
+    else if (message.type === "published") deliverFromBus(message.channel, message.message);
   });
   process.on("SIGTERM", () => void drain("SIGTERM"));
   process.on("SIGINT", () => void drain("SIGINT"));
@@ -83,6 +86,7 @@ export function runWorker(): void {
     graph = result.loaded.graph;
     generation = message.generation;
     errorLog.configure(graph.observability.error_log);
+    processStores.retainOnly(graph.store, graph.drainTimeoutMs);
     telemetry.configure(graph);
     if (servers.length === 0) {
       try {
@@ -198,6 +202,8 @@ export function runWorker(): void {
     for (const server of servers) server.stop(true);
     await telemetry.close();
     graph?.dispose();
+    // Durable counters (quotas) are written before the worker goes.
+    await processStores.closeAll();
     process.exit(0);
   }
 
@@ -211,5 +217,6 @@ export function runWorker(): void {
     setTimeout(() => process.exit(3), 50);
     return;
   }
+  setBusTransport((channel, message) => send({ type: "publish", channel, message }));
   send({ type: "hello" });
 }

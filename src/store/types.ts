@@ -2,7 +2,15 @@
  * Shared state: the one interface both stores implement. The embedded store is shared by
  * every worker process of one node; the Hazelcast store by every node of a cluster.
  * Limits, quotas, nonces and health/breaker state reach shared state only through this.
+ *
+ * Durability: counters and words whose key starts with `DURABLE_PREFIX` must survive a
+ * restart of the gateway (quotas). The embedded store keeps other counters and words in
+ * node memory, lost on restart; a store whose state outlives the gateway (Hazelcast)
+ * treats every key alike.
  */
+
+/** Keys starting with this survive a gateway restart (see above), e.g. `durable/quota/...`. */
+export const DURABLE_PREFIX = "durable/";
 
 /** Result of an increment within a window. */
 export interface WindowCount {
@@ -21,8 +29,9 @@ export interface Store {
 
   /**
    * Adds `delta` to the counter `key`, creating it with expiry `windowMs` when absent
-   * (the expiry is not extended by later increments), and returns the new count.
-   * Atomic across every process sharing the store.
+   * (the expiry is not extended by later increments; 0: never expires), and returns the
+   * new count. Atomic across every process sharing the store. Counters, words and values
+   * are kept apart by callers: give each its own keys.
    */
   increment(key: string, delta: number, windowMs: number): Promise<WindowCount>;
 
@@ -41,7 +50,21 @@ export interface Store {
    */
   setIfAbsent(key: string, value: string, ttlMs: number): Promise<boolean>;
 
-  /** Removes a key (counter or value). */
+  /**
+   * Reads the integer word `key` (0 when absent or expired). Words hold integers within
+   * ±2^53, e.g. a time in microseconds (token and leaky buckets keep one per key).
+   */
+  readWord(key: string): Promise<number>;
+
+  /**
+   * Sets the word `key` to `next` if it currently equals `expected` (an absent or expired
+   * word equals 0) and returns true; false when another writer changed it first. With
+   * `ttlMs` > 0 a successful set makes the word expire `ttlMs` from now (0: never).
+   * Atomic across every process sharing the store.
+   */
+  compareAndSetWord(key: string, expected: number, next: number, ttlMs: number): Promise<boolean>;
+
+  /** Removes a key (counter, word or value). */
   delete(key: string): Promise<void>;
 
   /** Delivers `message` to every subscriber of `channel` in every process (including this one). */
@@ -55,4 +78,15 @@ export interface Store {
 
   /** Releases connections, timers and files. */
   close(): Promise<void>;
+}
+
+/**
+ * Thrown by a store operation that cannot be served (no connection, no room left in
+ * memory). Callers decide what that means for the request (fail open or closed).
+ */
+export class StoreUnavailableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StoreUnavailableError";
+  }
 }

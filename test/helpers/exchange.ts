@@ -2,10 +2,20 @@
 import { NO_CONSUMERS, type ConsumerDirectory } from "../../src/core/consumer.ts";
 import type { Exchange } from "../../src/core/exchange.ts";
 import type { PolicyContext } from "../../src/core/policy.ts";
+import { MemoryStore } from "./memory-store.ts";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { privateTable } from "../../src/shared/index.ts";
+import { compileEmbeddedSettings, EmbeddedStore } from "../../src/store/embedded/index.ts";
+import type { Store } from "../../src/store/types.ts";
 
-/** A policy context for `factory.create` in unit tests. */
-export function policyContext(consumers: ConsumerDirectory = NO_CONSUMERS): PolicyContext {
-  return { path: "test", consumers, createPolicy: () => null };
+/** A policy context for `factory.create` in unit tests; its store is private to the context. */
+export function policyContext(consumers: ConsumerDirectory = NO_CONSUMERS, store?: Store): PolicyContext {
+  let own: Store | undefined = store;
+  const makeStore = () =>
+    (own ??= new EmbeddedStore(compileEmbeddedSettings({ state_dir: mkdtempSync(join(tmpdir(), "turnpike-policy-")) }, "/"), privateTable(4096)));
+  return { path: "test", consumers, createPolicy: () => null, store: makeStore };
 }
 
 /** Options of `exchangeFor`. */

@@ -60,7 +60,7 @@ routes:
       "gw.yaml: routes[0].match.methods: must be a list (line 11, col 16)",
       'gw.yaml: routes[1].upstream: unknown upstream "orders" (line 13, col 15)',
       'gw.yaml: routes[2]: missing required key "name" (line 14, col 5)',
-      'gw.yaml: routes[2]: missing required key "upstream" (line 14, col 5)',
+      'gw.yaml: routes[2]: a route needs `upstream` (or `split`) (line 14, col 5)',
       "gw.yaml: routes[2].priority: must be an integer (line 15, col 15)",
     ]);
   });

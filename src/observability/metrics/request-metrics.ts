@@ -132,7 +132,9 @@ export class RequestMetrics implements TelemetryPart {
     if (target) {
       let pair = series.upstream.get(target);
       if (!pair) {
-        pair = [this.#upstreamRequests.series(series.upstreamName, target, "response"), this.#upstreamRequests.series(series.upstreamName, target, "error")];
+        // A split route's variants call different upstreams: label by the one called.
+        const upstreamName = route?.upstream.name ?? series.upstreamName;
+        pair = [this.#upstreamRequests.series(upstreamName, target, "response"), this.#upstreamRequests.series(upstreamName, target, "error")];
         series.upstream.set(target, pair);
       }
       if (exchange.upstreamHeadersAt > 0) {
