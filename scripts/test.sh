@@ -7,4 +7,7 @@ scripts/ensure-bun.sh
 command -v openssl >/dev/null || { apt-get update -qq && apt-get install -y -qq openssl; }
 command -v curl >/dev/null || { apt-get update -qq && apt-get install -y -qq curl; }
 bun run build >&2
+# The cluster-mode tests run a real Hazelcast member: fetch it with Maven once (cached in
+# .cache/hazelcast, bounded wait). Without java the tests say so and count as skipped.
+if command -v java >/dev/null; then scripts/hazelcast.sh fetch >&2 || echo "warning: could not fetch Hazelcast; the cluster tests will try again" >&2; fi
 exec bun test --timeout 60000 "$@"

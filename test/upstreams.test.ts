@@ -3,10 +3,13 @@
  * backups and back, active health checks probed once per node, GET /upstreams, state
  * metrics and state-change logs.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, test as bunTest } from "bun:test";
 import { basics, freePort, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
 import { waitFor } from "./helpers/wait.ts";
+
+/** Tests here start gateways and wait on health checks: generous bounds for a loaded machine. */
+const test = (name: string, body: () => Promise<void>) => bunTest(name, body, 60_000);
 
 const running: { stop(): unknown }[] = [];
 afterAll(async () => {

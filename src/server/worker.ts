@@ -19,6 +19,7 @@ import { setUpstreamEventSink } from "../upstream/events.ts";
 import { upstreamEventLogger } from "../upstream/status.ts";
 import { deliverFromBus, setBusTransport } from "../store/embedded/bus.ts";
 import { processStores } from "../store/index.ts";
+import { webSocketHandler } from "../upstream/websocket.ts";
 import { createRequestHandler } from "./handler.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
@@ -87,6 +88,9 @@ export function runWorker(): void {
     generation = message.generation;
     errorLog.configure(graph.observability.error_log);
     processStores.retainOnly(graph.store, graph.drainTimeoutMs);
+    // A cluster store connects (and says whether it can) when the config is taken, not at
+    // the first request that needs it.
+    if (graph.store.type !== "embedded") processStores.get(graph.store);
     telemetry.configure(graph);
     if (servers.length === 0) {
       try {
@@ -141,6 +145,7 @@ export function runWorker(): void {
             }))
           : undefined,
         fetch,
+        websocket: webSocketHandler,
         error(error) {
           const requestId = crypto.randomUUID();
           log.error("unhandled server error", { request_id: requestId, error: error.message });

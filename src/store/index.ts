@@ -12,6 +12,7 @@
  */
 import type { ConfigPath } from "../config/source.ts";
 import { compileEmbeddedSettings, EmbeddedStore, embeddedStoreSchema, type EmbeddedStoreSettings } from "./embedded/index.ts";
+import { compileHazelcastSettings, createHazelcastStoreFromSettings, hazelcastStoreSchema, type HazelcastStoreSettings } from "./hazelcast-config.ts";
 import type { Store } from "./types.ts";
 
 /** A kind of store: its config key (== type name), schema, compile step and constructor. */
@@ -31,8 +32,15 @@ const embeddedKind: StoreKind<EmbeddedStoreSettings> = {
   create: (settings) => new EmbeddedStore(settings),
 };
 
+const hazelcastKind: StoreKind<HazelcastStoreSettings> = {
+  type: "hazelcast",
+  schema: hazelcastStoreSchema,
+  compile: (config, _baseDir, fail) => compileHazelcastSettings(config, fail),
+  create: (settings) => createHazelcastStoreFromSettings(settings),
+};
+
 /** Every store kind; a new kind is appended here once. */
-export const STORE_KINDS: StoreKind<any>[] = [embeddedKind];
+export const STORE_KINDS: StoreKind<any>[] = [embeddedKind, hazelcastKind];
 
 /** The `store:` section as written. */
 export interface StoreConfig {

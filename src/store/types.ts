@@ -32,8 +32,12 @@ export interface Store {
    * (the expiry is not extended by later increments; 0: never expires), and returns the
    * new count. Atomic across every process sharing the store. Counters, words and values
    * are kept apart by callers: give each its own keys.
+   *
+   * `limit` (optional) is the count above which the caller refuses. A store that batches
+   * (the Hazelcast store in `batched` mode) uses it to size what a process may take ahead
+   * of time; a store that does not batch ignores it. Without it every increment is exact.
    */
-  increment(key: string, delta: number, windowMs: number): Promise<WindowCount>;
+  increment(key: string, delta: number, windowMs: number, limit?: number): Promise<WindowCount>;
 
   /** Current value of a counter, 0 when absent or expired. */
   count(key: string): Promise<number>;
