@@ -10,6 +10,9 @@ import { BINARY, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { expectProblem } from "./helpers/problem.ts";
 
 const dir = resolve(import.meta.dir, "../examples");
+// The TLS examples name throwaway certificates that scripts/dev-certs.sh writes (never committed).
+const certs = Bun.spawnSync([resolve(import.meta.dir, "../scripts/dev-certs.sh")], { stdio: ["ignore", "pipe", "pipe"], timeout: 30_000 });
+if (certs.exitCode !== 0) throw new Error(`scripts/dev-certs.sh failed: ${certs.stderr.toString()}`);
 const examples = readdirSync(dir).filter((name) => name.endsWith(".yaml"));
 
 test("there are examples", () => {
@@ -53,7 +56,7 @@ test("examples/api-key.yaml: GET /private answers 200 only with the demo key", a
 describe("access examples behave as their comments say", () => {
   const run = async (name: string, check: (url: string, port: number) => Promise<void>) => {
     const text = readFileSync(join(dir, name), "utf8");
-    const gateway = await startGateway((ports) => text.replace("port: 8080", `port: ${ports.port}`).replace("port: 9901", `port: ${ports.adminPort}`), { workers: 1 });
+    const gateway = await startGateway((ports) => text.replace("port: 8080", `port: ${ports.port}`).replace("port: 9901", `port: ${ports.adminPort}`).replaceAll(" certs/", ` ${dir}/certs/`), { workers: 1 });
     try {
       await check(gateway.url, gateway.ports.port);
     } finally {
@@ -83,6 +86,20 @@ describe("access examples behave as their comments say", () => {
       const actual = await fetch(`${url}/api/orders`, { headers: { origin: "https://app.example.com" } });
       expect(actual.status).toBe(200);
       expect(actual.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
+    }));
+
+  test("mtls.yaml with curl as its comments say", () =>
+    run("mtls.yaml", async (_url, port) => {
+      const curl = (path: string, who?: string) => {
+        const args = ["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--cacert", join(dir, "certs/server-ca.pem"), "--resolve", `localhost:${port}:127.0.0.1`];
+        if (who) args.push("--cert", join(dir, `certs/${who}.pem`), "--key", join(dir, `certs/${who}.key`));
+        args.push(`https://localhost:${port}${path}`);
+        return Bun.spawnSync(args, { stdio: ["ignore", "pipe", "pipe"], timeout: 10_000 }).stdout.toString();
+      };
+      expect(curl("/public")).toBe("200");
+      expect(curl("/private")).toBe("401");
+      expect(curl("/private", "alice")).toBe("200");
+      expect(curl("/private", "billing")).toBe("200");
     }));
 
   test("hmac-auth.yaml with the shell client of docs/auth/hmac-auth.md", () =>

@@ -4,8 +4,6 @@
  * its path; nothing is half-built.
  */
 import { X509Certificate, createPrivateKey, createHash, type KeyObject } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
 import { compileConsumerHeaders } from "../auth/consumer-headers.ts";
 import { compileConsumers } from "../auth/consumers.ts";
 import type { ConsumerDirectory } from "../core/consumer.ts";
@@ -26,6 +24,7 @@ import { compileHttpUpstream } from "../upstream/config.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
 import { compileStoreSettings, processStores, type StoreSettings } from "../store/index.ts";
 import type { CompiledListener, RuntimeGraph } from "./graph.ts";
+import { compileClientCertificates, compileUpstreamTls, readPem, type UpstreamTls } from "./pem.ts";
 import type { ConfigError, ConfigPath } from "./source.ts";
 import type { LimitsConfig, PolicyEntryConfig, RouteConfig, TimeoutsConfig, TurnpikeConfig, UpstreamConfig } from "./types.ts";
 
@@ -63,7 +62,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const upstreams = new Map<string, CompiledUpstream>();
   for (const [name, upstream] of Object.entries(config.upstreams)) {
-    const compiled = compileUpstream(name, upstream, ["upstreams", name], fail);
+    const compiled = compileUpstream(name, upstream, ["upstreams", name], options.baseDir, fail);
     if (compiled) upstreams.set(name, compiled);
   }
 
@@ -173,8 +172,12 @@ function compileListener(
     port: listener.port,
     scheme: listener.tls ? "https" : "http",
     tls: null,
+    clientCertificates: null,
   };
   if (!listener.tls) return compiled;
+  if (listener.tls.client_certificates) {
+    compiled.clientCertificates = compileClientCertificates(listener.tls.client_certificates, baseDir, [...path, "tls", "client_certificates"], fail);
+  }
   const entries: NonNullable<CompiledListener["tls"]> = [];
   // Bun lets the last entry for a name win without a word, so a name claimed twice is an error.
   const claimedBy = new Map<string, number>();
@@ -234,25 +237,6 @@ function dnsNames(certificate: X509Certificate): string[] {
     .map((part) => part.slice(4));
 }
 
-/** Reads a PEM file that must hold a block of `kind` (e.g. "PRIVATE KEY" also matches "EC PRIVATE KEY"). */
-function readPem(file: string, kind: string, baseDir: string, path: ConfigPath, fail: Fail): string | null {
-  const full = isAbsolute(file) ? file : resolve(baseDir, file);
-  let text: string;
-  try {
-    text = readFileSync(full, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a folder" : (code ?? (error as Error).message);
-    fail(path, `cannot read ${full}: ${reason}`);
-    return null;
-  }
-  if (!new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(text)) {
-    fail(path, `${full} holds no PEM ${kind.toLowerCase()} (no "-----BEGIN ...${kind}-----" line)`);
-    return null;
-  }
-  return text;
-}
-
 function fingerprintListeners(listeners: (CompiledListener | null)[]): string {
   const hash = createHash("sha256");
   for (const listener of listeners) hash.update(JSON.stringify(listener));
@@ -288,7 +272,7 @@ function compileLimits(config: LimitsConfig | undefined, base: Limits): Limits {
   };
 }
 
-function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath, fail: Fail): CompiledUpstream | null {
+function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath, baseDir: string, fail: Fail): CompiledUpstream | null {
   const timeouts = compileTimeouts(config.timeouts, {}, [...path, "timeouts"], fail);
   if (config.type === "mock") {
     if (config.targets) fail([...path, "targets"], "a mock upstream has no targets");
@@ -299,8 +283,14 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
     return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts, concurrency };
   }
   if (config.mock) fail([...path, "mock"], 'mock settings need `type: mock`');
+  let tls: UpstreamTls | null = null;
+  if (config.tls) {
+    tls = compileUpstreamTls(config.tls, baseDir, [...path, "tls"], fail);
+    const https = (config.targets ?? []).some((entry) => (typeof entry === "string" ? entry : entry.url).startsWith("https:"));
+    if (!https) fail([...path, "tls"], "tls applies to https:// targets, and this upstream has none");
+  }
   const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
-  return compileHttpUpstream(name, config, timeouts, concurrency, path, fail);
+  return compileHttpUpstream(name, config, timeouts, concurrency, tls, path, fail);
 }
 
 /** A limiter for a schema-valid `concurrency` setting, or null without one. */

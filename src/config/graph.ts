@@ -19,6 +19,12 @@ export interface CompiledListener {
   scheme: "http" | "https";
   /** SNI entries; the first is the default certificate. */
   tls: { cert: string; key: string; serverName?: string }[] | null;
+  /**
+   * Client certificates (mTLS): PEM texts of the CAs that sign them, and whether one is
+   * required in the handshake or only requested. Such a listener is served through the
+   * TLS bridge (src/server/tls-bridge.ts). Null: no client certificates.
+   */
+  clientCertificates: { ca: string[]; mode: "request" | "require" } | null;
 }
 
 /** Everything a worker needs to serve one config generation. */

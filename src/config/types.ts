@@ -39,6 +39,8 @@ export interface ListenerConfig {
 export interface ListenerTlsConfig {
   /** The first certificate is the default for clients that send no or an unknown SNI name. */
   certificates: { cert: string; key: string; server_names?: string[] }[];
+  /** Client certificates (mTLS) verified against these CAs. */
+  client_certificates?: ClientCertificatesConfig;
 }
 
 export interface AdminConfig {
@@ -74,7 +76,11 @@ export interface TimeoutsConfig {
 import type { TargetConfig, TrafficConfig } from "../upstream/config.ts";
 export type { TargetConfig };
 
+export type { ClientCertificatesConfig, UpstreamTlsConfig } from "./pem.ts";
+import type { ClientCertificatesConfig, UpstreamTlsConfig } from "./pem.ts";
+
 export interface UpstreamConfig extends TrafficConfig {
+  tls?: UpstreamTlsConfig;
   type?: "http" | "mock";
   targets?: TargetConfig[];
   mock?: MockConfig;

@@ -3,6 +3,7 @@
  * checks, circuit breaker, retries) and the compile step that checks what a schema
  * cannot (thresholds that contradict each other) and builds the runtime upstream.
  */
+import type { UpstreamTls } from "../config/pem.ts";
 import type { ConfigPath } from "../config/source.ts";
 import type { Exchange } from "../core/exchange.ts";
 import { durationSchema, parseDuration, parseSize, sizeSchema } from "../core/units.ts";
@@ -210,6 +211,7 @@ export function compileHttpUpstream(
   config: TrafficConfig & { targets?: TargetConfig[] },
   timeouts: Partial<Timeouts>,
   concurrency: ConcurrencyLimiter | null,
+  tls: UpstreamTls | null,
   path: ConfigPath,
   fail: Fail,
 ): HttpUpstream | null {
@@ -262,6 +264,7 @@ export function compileHttpUpstream(
     budget: retry ? new RetryBudget(retry.budgetRatio, retry.budgetMinPerSecond) : null,
     activeCheck,
     concurrency,
+    tls,
   });
 }
 

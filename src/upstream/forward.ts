@@ -122,6 +122,7 @@ async function forward(exchange: Exchange, route: CompiledRoute, target: Target,
       body: attempt?.body !== undefined ? attempt.body : exchange.body,
       redirect: "manual",
       decompress: false,
+      ...(route.upstream.kind === "http" && route.upstream.tls ? { tls: route.upstream.tls } : {}),
       signal: controller.signal,
       duplex: "half",
     });

@@ -6,6 +6,7 @@
  * a target. Targets start healthy. A reload keeps the loops (and their counts) of
  * targets whose upstream, URL and check settings did not change.
  */
+import type { UpstreamTls } from "../config/pem.ts";
 import { probeConnect } from "./connect-probe.ts";
 import type { TargetRuntime } from "./target.ts";
 import type { CompiledUpstream } from "./types.ts";
@@ -17,7 +18,7 @@ export class ActiveHealthChecks {
 
   /** Runs the checks of `upstreams` (a new config generation); stops those no longer configured. */
   apply(upstreams: ReadonlyMap<string, CompiledUpstream>): void {
-    const wanted = new Map<string, { target: TargetRuntime; settings: ActiveCheckSettings }>();
+    const wanted = new Map<string, { target: TargetRuntime; settings: ActiveCheckSettings; tls: UpstreamTls | null }>();
     for (const upstream of upstreams.values()) {
       if (upstream.kind !== "http") continue;
       if (!upstream.activeCheck) {
@@ -28,7 +29,7 @@ export class ActiveHealthChecks {
         continue;
       }
       for (const target of upstream.targets) {
-        wanted.set(`${upstream.name}\n${target.url}\n${describe(upstream.activeCheck)}`, { target, settings: upstream.activeCheck });
+        wanted.set(`${upstream.name}\n${target.url}\n${describe(upstream.activeCheck)}`, { target, settings: upstream.activeCheck, tls: upstream.tls });
       }
     }
     for (const [key, loop] of this.#loops) {
@@ -36,11 +37,11 @@ export class ActiveHealthChecks {
       loop.stop();
       this.#loops.delete(key);
     }
-    for (const [key, { target, settings }] of wanted) {
+    for (const [key, { target, settings, tls }] of wanted) {
       const running = this.#loops.get(key);
       if (running) running.target = target;
       else {
-        const loop = new ProbeLoop(target, settings);
+        const loop = new ProbeLoop(target, settings, tls);
         this.#loops.set(key, loop);
         loop.start();
       }
@@ -67,6 +68,7 @@ class ProbeLoop {
   constructor(
     public target: TargetRuntime,
     private readonly settings: ActiveCheckSettings,
+    private readonly tls: UpstreamTls | null,
   ) {}
 
   start(): void {
@@ -87,7 +89,7 @@ class ProbeLoop {
 
   async #probe(): Promise<void> {
     const started = performance.now();
-    const failure = await probe(this.target, this.settings);
+    const failure = await probe(this.target, this.settings, this.tls);
     if (this.#stopped) return;
     const s = this.settings;
     const target = this.target;
@@ -109,7 +111,7 @@ class ProbeLoop {
 }
 
 /** One probe: null when the target is healthy, else why not. */
-async function probe(target: TargetRuntime, settings: ActiveCheckSettings): Promise<string | null> {
+async function probe(target: TargetRuntime, settings: ActiveCheckSettings, tls: UpstreamTls | null): Promise<string | null> {
   if (settings.type === "tcp") {
     const failure = await probeConnect(target, settings.timeoutMs);
     return failure === null ? null : failure === "timeout" ? `no connection within ${settings.timeoutMs} ms` : failure;
@@ -121,6 +123,7 @@ async function probe(target: TargetRuntime, settings: ActiveCheckSettings): Prom
       redirect: "manual",
       decompress: false,
       signal: AbortSignal.timeout(settings.timeoutMs),
+      ...(tls && origin.startsWith("https:") ? { tls } : {}),
     });
     void response.body?.cancel().catch(() => {});
     return settings.expectedStatuses.has(response.status) ? null : `status ${response.status}`;

@@ -4,6 +4,7 @@
  * retries and the settings of its health checks.
  */
 import type { Exchange } from "../core/exchange.ts";
+import type { UpstreamTls } from "../config/pem.ts";
 import type { Timeouts } from "../router/types.ts";
 import type { ConcurrencyLimiter } from "./concurrency.ts";
 import type { Balancer, BalancerName, PickHints } from "./balancers/index.ts";
@@ -50,6 +51,7 @@ export interface HttpUpstreamParts {
   budget: RetryBudget | null;
   activeCheck: ActiveCheckSettings | null;
   concurrency: ConcurrencyLimiter | null;
+  tls: UpstreamTls | null;
 }
 
 /** Cells of an upstream-wide circuit breaker. */
@@ -70,6 +72,8 @@ export class HttpUpstream {
   readonly activeCheck: ActiveCheckSettings | null;
   /** At most N requests in flight to this upstream (see concurrency.ts), null: no limit. */
   readonly concurrency: ConcurrencyLimiter | null;
+  /** TLS toward https targets (CA to verify them, client certificate to present); null: defaults. */
+  readonly tls: UpstreamTls | null;
   readonly #hashKey: ((exchange: Exchange) => string | null) | null;
   readonly #hints: PickHints = { hashKey: null };
 
@@ -85,6 +89,7 @@ export class HttpUpstream {
     this.budget = parts.budget;
     this.activeCheck = parts.activeCheck;
     this.concurrency = parts.concurrency;
+    this.tls = parts.tls;
     this.#hashKey = parts.hashKey;
   }
 
