@@ -151,6 +151,12 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     consumers: consumers.directory,
     consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),
+    concurrencyLimiters: [
+      ...new Set([
+        ...[...upstreams.values()].flatMap((upstream) => (upstream.concurrency ? [upstream.concurrency] : [])),
+        ...specs.flatMap((spec) => spec.route.limiters),
+      ]),
+    ],
     dispose() {
       for (const policy of created) policy.dispose?.();
     },
