@@ -49,6 +49,32 @@ test("examples/api-key.yaml: GET /private answers 200 only with the demo key", a
   }
 });
 
+test("examples/rate-limit.yaml: GET /limited admits 5 requests per client IP over 4 workers, then 429 with the headers", async () => {
+  const text = readFileSync(join(dir, "rate-limit.yaml"), "utf8");
+  const gateway = await startGateway((ports) => text.replace(/port: 8080\b/, `port: ${ports.port}`).replace(/port: 9901\b/, `port: ${ports.adminPort}`), { workers: 4 });
+  try {
+    // New connections each time, so that the requests reach different workers.
+    const responses: Response[] = [];
+    for (let i = 0; i < 7; i++) responses.push(await fetch(`${gateway.url}/limited`, { headers: { connection: "close" } }));
+    expect(responses.map((r) => r.status)).toEqual([200, 200, 200, 200, 200, 429, 429]);
+    expect(responses.map((r) => r.headers.get("ratelimit")?.replace(/;t=\d+$/, ""))).toEqual([
+      '"5-per-60s";r=4',
+      '"5-per-60s";r=3',
+      '"5-per-60s";r=2',
+      '"5-per-60s";r=1',
+      '"5-per-60s";r=0',
+      '"5-per-60s";r=0',
+      '"5-per-60s";r=0',
+    ]);
+    for (const response of responses) expect(response.headers.get("ratelimit-policy")).toBe('"5-per-60s";q=5;w=60');
+    const retryAfter = Number(responses[5]!.headers.get("retry-after"));
+    expect(retryAfter).toBeGreaterThanOrEqual(1);
+    expect(retryAfter).toBeLessThanOrEqual(60);
+    await expectProblem(responses[6]!, 429);
+  } finally {
+    await gateway.stop();
+  }
+}, 60_000);
 /**
  * The examples of the identity and access policies, run as documented (ports swapped for
  * free ones so tests may run beside a gateway on 8080).

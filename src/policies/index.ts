@@ -8,9 +8,10 @@ import { hmacAuthPolicy } from "./hmac-auth/index.ts";
 import { ipRestrictionPolicy } from "./ip-restriction/index.ts";
 import { mockPolicy } from "./mock/index.ts";
 import { mtlsAuthPolicy } from "./mtls-auth/index.ts";
+import { rateLimitPolicy } from "./rate-limit/index.ts";
 import { requestSizeLimitPolicy } from "./request-size-limit/index.ts";
 
 /** A registry holding every built-in policy type. */
 export function builtinPolicies(): PolicyRegistry {
-  return new PolicyRegistry([headersPolicy, requestSizeLimitPolicy, contentTypePolicy, mockPolicy, apiKeyPolicy, ipRestrictionPolicy, corsPolicy, hmacAuthPolicy, mtlsAuthPolicy]);
+  return new PolicyRegistry([headersPolicy, requestSizeLimitPolicy, contentTypePolicy, mockPolicy, apiKeyPolicy, ipRestrictionPolicy, corsPolicy, hmacAuthPolicy, mtlsAuthPolicy, rateLimitPolicy]);
 }

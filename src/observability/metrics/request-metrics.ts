@@ -17,6 +17,7 @@ import type { Exchange } from "../../core/exchange.ts";
 import type { CompiledRoute } from "../../router/types.ts";
 import type { RequestOutcome, TelemetryPart } from "../telemetry.ts";
 import { readMetricsConfig } from "./config.ts";
+import { RateLimitMetrics } from "./rate-limit-metrics.ts";
 import { Registry, type Family, type RegistrySnapshot, type Series } from "./registry.ts";
 
 /** Method classes, the values of the `method` label; anything else is `other`. */
@@ -76,6 +77,7 @@ export class RequestMetrics implements TelemetryPart {
   readonly #upstreamRequests: Family;
   readonly #upstreamRetries: Family;
   readonly #inFlight: Series;
+  readonly #rateLimits: RateLimitMetrics;
   /** Route series by route object (old generations' routes keep theirs while in flight). */
   #byRoute = new WeakMap<CompiledRoute, RouteSeries>();
   #byName = new Map<string, RouteSeries>();
@@ -95,6 +97,7 @@ export class RequestMetrics implements TelemetryPart {
       ["upstream", "target", "outcome"],
     );
     this.#upstreamRetries = r.counter("turnpike_upstream_retries_total", "Retries made to the targets of an upstream (calls after the first of a request).", ["upstream"]);
+    this.#rateLimits = new RateLimitMetrics(r);
     this.#inFlight = r.gauge("turnpike_http_requests_in_flight", "Requests being handled (from routing until the response headers are ready).").series();
   }
 
@@ -144,6 +147,8 @@ export class RequestMetrics implements TelemetryPart {
         pair[1].values[0]!++;
       }
     }
+    const decisions = exchange?.decisions;
+    if (decisions) this.#rateLimits.count(series.name, decisions);
     const requestLength = outcome.request.headers.get("content-length");
     if (requestLength !== null) addLength(series.requestBytes, requestLength);
     const responseLength = outcome.response.headers.get("content-length");
