@@ -138,3 +138,27 @@ describe("access examples behave as their comments say", () => {
       expect((await fetch(`${url}/orders`)).status).toBe(401);
     }));
 });
+
+test("examples/traffic-split.yaml: weighted canary, A/B rules, sticky cookie and a concurrency limit as its comments say", async () => {
+  const gateway = await startExample("traffic-split.yaml");
+  try {
+    const version = async (path: string, init?: RequestInit) => ((await (await fetch(`${gateway.url}${path}`, init)).json()) as { version: string }).version;
+    const versions: string[] = [];
+    for (let i = 0; i < 8; i++) versions.push(await version("/shop/items"));
+    expect(versions.filter((v) => v === "v1").length).toBe(6);
+    expect(versions.filter((v) => v === "v2").length).toBe(2);
+    expect(await version("/shop/items", { headers: { "x-beta": "1" } })).toBe("beta");
+    expect(await version("/shop/items", { headers: { cookie: "channel=preview" } })).toBe("beta");
+
+    const first = await fetch(`${gateway.url}/cart`);
+    expect(first.headers.get("set-cookie")).toStartWith("tp_cart=");
+    const side = ((await first.json()) as { version: string }).version;
+    const cookie = first.headers.get("set-cookie")!.split(";")[0]!;
+    for (let i = 0; i < 5; i++) expect(await version("/cart", { headers: { cookie } })).toBe(side);
+
+    const statuses = await Promise.all([0, 1, 2].map(() => fetch(`${gateway.url}/reports`).then((r) => r.status)));
+    expect(statuses.sort()).toEqual([200, 200, 503]);
+  } finally {
+    await gateway.stop();
+  }
+}, 60_000);
