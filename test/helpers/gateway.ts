@@ -63,7 +63,9 @@ export async function startGateway(template: (ports: Ports) => string, options: 
   if (options.workers !== undefined) args.push("--workers", String(options.workers));
   const proc = Bun.spawn(args, {
     cwd: dir,
-    env: { ...process.env, ...options.env },
+    // A unit test that created node memory in this process leaves TURNPIKE_SHARED_MEMORY
+    // set (to a file since removed); a gateway must not inherit it.
+    env: { ...process.env, TURNPIKE_SHARED_MEMORY: undefined, ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

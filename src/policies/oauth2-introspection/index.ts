@@ -121,6 +121,7 @@ export const oauth2IntrospectionPolicy: PolicyFactory<IntrospectionConfig> = {
     const policy: Policy = {
       type: "oauth2-introspection",
       authentication: true,
+      secrets: { queryParams: source.query ? [source.query] : [] },
       async onRequest(exchange) {
         const { token, fromQuery, malformed } = readBearer(exchange, source);
         if (token === null) return malformed ? refuse(exchange) : unauthorized(exchange, "missing", challenges.missing);
