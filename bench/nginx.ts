@@ -81,6 +81,7 @@ export function proxyConfig(dir: string, port: number, upstreamPort: number): st
       proxy_set_header Connection "";`;
   return `${common(dir, "proxy")}http {
 ${httpCommon(dir, "proxy")}
+  limit_req_zone $binary_remote_addr zone=bench_rate:1m rate=1000000r/s;
   upstream backend {
     server 127.0.0.1:${upstreamPort};
     keepalive 64;
@@ -96,6 +97,10 @@ ${httpCommon(dir, "proxy")}
       ${pass}
       proxy_set_header ${POLICY_REQUEST_HEADER} on;
       add_header cache-control no-store;
+    }
+    location = /rate-limited {
+      limit_req zone=bench_rate burst=1000000 nodelay;
+      ${pass}
     }
     location = /observability {
       access_log ${nginxAccessLogPath(dir)} combined;

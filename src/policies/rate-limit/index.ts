@@ -266,7 +266,7 @@ export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
       for (const v of verdicts) if (v?.admitted && v.undo) void v.undo().catch(() => {});
     };
 
-    return {
+    const policy: Policy = {
       type: "rate-limit",
       async onRequest(exchange: Exchange) {
         const key = keyOf(exchange);
@@ -325,12 +325,16 @@ export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
         }
         return undefined;
       },
-      onComplete(exchange: Exchange) {
+    };
+    // Only concurrency limits need the completion hook; without one the request pays nothing for it.
+    if (limits.some((limit) => limit.limiter.releasesOnComplete)) {
+      policy.onComplete = (exchange: Exchange) => {
         const releases = exchange.state.get(RELEASES) as (() => Promise<unknown>)[] | undefined;
         if (!releases) return;
         exchange.state.delete(RELEASES);
         for (const release of releases) void release().catch(() => {});
-      },
-    };
+      };
+    }
+    return policy;
   },
 };
