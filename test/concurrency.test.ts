@@ -4,11 +4,14 @@
  * problem+json with Retry-After beyond that; a slot is held until the response body
  * has been sent. Impossible settings are refused by `validate` with path and line.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { basics, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { expectProblem } from "./helpers/problem.ts";
 import { eventually, lineOf, startGatedUpstream, validateConfig, type GatedUpstream } from "./helpers/traffic.ts";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+
+// Real processes on a busy machine: allow more than Bun's default 5 s per test.
+setDefaultTimeout(60_000);
 
 let noQueue: GatedUpstream;
 let queued: GatedUpstream;

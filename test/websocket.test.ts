@@ -6,12 +6,15 @@
  * session, and failures before the upgrade answered as problem+json (502 refused or
  * not upgraded, 504 handshake timeout).
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Server, ServerWebSocket } from "bun";
 import { basics, freePort, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { sendRaw } from "./helpers/raw-http.ts";
 import { eventually } from "./helpers/traffic.ts";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+
+// Real processes on a busy machine: allow more than Bun's default 5 s per test.
+setDefaultTimeout(60_000);
 
 interface UpstreamSocketData {
   path: string;
