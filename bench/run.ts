@@ -16,6 +16,7 @@ import { ECHO_HEADER, nginxAccessLogPath, POLICY_REQUEST_HEADER, proxyConfig, st
 import { parseOptions, USAGE, UsageError, type BenchOptions } from "./options.ts";
 import { clockTicksPerSecond, memoryKiB, Processes } from "./processes.ts";
 import {
+  leastConnectionsVerdict,
   observabilityVerdict,
   ratiosOf,
   toMarkdown,
@@ -80,6 +81,17 @@ const SCENARIOS: Scenario[] = [
       "Turnpike: `headers` and `request-size-limit` policies and route `response_headers`.",
     expectResponseHeader: ["cache-control", "no-store"],
     expectPolicyHeader: true,
+    turnpike: "bare",
+  },
+  {
+    name: "least-connections",
+    path: "/balanced",
+    description:
+      "GET balanced by least connections over three healthy targets (three addresses of the upstream nginx). " +
+      "nginx: an upstream block with `least_conn`; Turnpike: `balancer: least_connections` (node-wide in-flight counts in shared memory). " +
+      "The goal compares Turnpike's CPU per request here with its plain route.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
     turnpike: "bare",
   },
   {
@@ -209,10 +221,11 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   const scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.name));
   const withTelemetry = scenarios.some((s) => s.turnpike === "telemetry");
   const ports = { upstream: freePort(), nginx: freePort(), turnpike: freePort(), admin: freePort(), telemetry: freePort(), telemetryAdmin: freePort() };
+  const poolPorts = [freePort(), freePort(), freePort()];
   console.log(`Starting the upstream, nginx and Turnpike (temp files in ${dir})`);
-  const upstream = await startNginx(tools.nginx, processes, dir, "upstream", ports.upstream, upstreamConfig(dir, ports.upstream), "/");
-  const nginx = await startNginx(tools.nginx, processes, dir, "proxy", ports.nginx, proxyConfig(dir, ports.nginx, ports.upstream), "/plain");
-  const turnpike = await startTurnpike(BINARY, processes, dir, { port: ports.turnpike, adminPort: ports.admin, upstreamPort: ports.upstream });
+  const upstream = await startNginx(tools.nginx, processes, dir, "upstream", ports.upstream, upstreamConfig(dir, ports.upstream, poolPorts), "/");
+  const nginx = await startNginx(tools.nginx, processes, dir, "proxy", ports.nginx, proxyConfig(dir, ports.nginx, ports.upstream, poolPorts), "/plain");
+  const turnpike = await startTurnpike(BINARY, processes, dir, { port: ports.turnpike, adminPort: ports.admin, upstreamPort: ports.upstream, poolPorts });
   const accessLogPath = join(dir, "turnpike-access.log");
   let telemetry: TurnpikeProcess | null = null;
   if (withTelemetry) {
@@ -328,6 +341,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   const plain = results.find((r) => r.name === "plain");
   const policies = results.find((r) => r.name === "policies");
   const withLogs = results.find((r) => r.name === "observability");
+  const balanced = results.find((r) => r.name === "least-connections");
   const rateLimited = results.find((r) => r.name === "rate-limit");
   const accessLog: AccessLogCheck | null = withLogs
     ? {
@@ -382,6 +396,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     policyChainVsNginxPlain: plain && policies ? policies.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
     rateLimitVsPlain: plain && rateLimited ? rateLimited.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest : null,
     observability: plain && withLogs ? observabilityVerdict(plain, withLogs, accessLog!, scrapes) : null,
+    leastConnections: plain && balanced ? leastConnectionsVerdict(plain, balanced) : null,
     warnings,
   };
 }
