@@ -38,9 +38,10 @@ export interface DiscoverySettings {
   timeoutMs: number;
 }
 
-/** One address a name stands for; `port` and `weight` only in srv mode. */
+/** One address a name stands for; `host`, `port` and `weight` (from the SRV record) only in srv mode. */
 export interface Endpoint {
   address: string;
+  host: string | null;
   port: number | null;
   weight: number | null;
 }
@@ -114,7 +115,7 @@ function clamp(value: number, low: number, high: number): number {
 export async function resolveEndpoints(name: string, settings: DiscoverySettings): Promise<{ endpoints: Endpoint[]; ttlSeconds: number }> {
   if (settings.type === "a") {
     const addresses = await resolveAddresses(name, settings, []);
-    return { endpoints: addresses.records.map((r) => ({ address: r.address, port: null, weight: null })), ttlSeconds: addresses.ttlSeconds };
+    return { endpoints: addresses.records.map((r) => ({ address: r.address, host: null, port: null, weight: null })), ttlSeconds: addresses.ttlSeconds };
   }
   const srv = await queryDns(settings.servers, name, "SRV", settings.timeoutMs);
   const records = srv.answers.filter((r): r is Extract<DnsRecord, { type: "SRV" }> => r.type === "SRV");
@@ -123,7 +124,7 @@ export async function resolveEndpoints(name: string, settings: DiscoverySettings
   for (const record of records) {
     const addresses = await resolveAddresses(record.target, settings, srv.additional);
     ttlSeconds = Math.min(ttlSeconds, addresses.ttlSeconds);
-    for (const address of addresses.records) endpoints.push({ address: address.address, port: record.port, weight: Math.max(1, record.weight) });
+    for (const address of addresses.records) endpoints.push({ address: address.address, host: record.target, port: record.port, weight: Math.max(1, record.weight) });
   }
   return { endpoints, ttlSeconds: Number.isFinite(ttlSeconds) ? ttlSeconds : 0 };
 }
