@@ -2,12 +2,15 @@
  * Every example config validates with the built binary and binds the documented
  * ports (8080 for traffic, 9901 for admin), so each can be tried the same way.
  */
-import { describe, expect, test } from "bun:test";
+import { describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import { BINARY, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { expectProblem } from "./helpers/problem.ts";
+
+// The preload's default does not always reach every file of a run; these start real gateways.
+setDefaultTimeout(60_000);
 
 const dir = resolve(import.meta.dir, "../examples");
 // The TLS examples name throwaway certificates that scripts/dev-certs.sh writes (never committed).
@@ -44,6 +47,42 @@ test("examples/api-key.yaml: GET /private answers 200 only with the demo key", a
     expect(await ok.json()).toEqual({ message: "hello from the private API" });
     await expectProblem(await fetch(`${gateway.url}/private`), 401);
     await expectProblem(await fetch(`${gateway.url}/private`, { headers: { apikey: "demo-key-124" } }), 401);
+  } finally {
+    await gateway.stop();
+  }
+});
+
+test("examples/basic-auth.yaml: GET /admin answers 200 only with demo:demo-password (curl)", async () => {
+  const gateway = await startExample("basic-auth.yaml");
+  try {
+    const status = async (...args: string[]) => {
+      const run = Bun.spawn(["curl", "-s", "-m", "20", "-o", "/dev/null", "-w", "%{http_code}", ...args, `${gateway.url}/admin`], { stdout: "pipe" });
+      return new Response(run.stdout).text();
+    };
+    expect(await status("-u", "demo:demo-password")).toBe("200");
+    expect(await status("-u", "demo:wrong")).toBe("401");
+    const refused = await fetch(`${gateway.url}/admin`);
+    await expectProblem(refused, 401);
+    expect(refused.headers.get("www-authenticate")).toBe('Basic realm="admin", charset="UTF-8"');
+  } finally {
+    await gateway.stop();
+  }
+});
+
+test("examples/jwt.yaml: the tokens in its comments get 200 and 403; none or garbage 401", async () => {
+  const text = readFileSync(join(dir, "jwt.yaml"), "utf8");
+  const [reader, profile] = [...text.matchAll(/TOKEN=(\S+)/g)].map((m) => m[1]!);
+  const gateway = await startExample("jwt.yaml");
+  try {
+    const ok = await fetch(`${gateway.url}/reports`, { headers: { authorization: `Bearer ${reader}` } });
+    expect(ok.status).toBe(200);
+    const lacking = await fetch(`${gateway.url}/reports`, { headers: { authorization: `Bearer ${profile}` } });
+    await expectProblem(lacking, 403);
+    expect(lacking.headers.get("www-authenticate")).toBe('Bearer error="insufficient_scope", scope="reports:read"');
+    const none = await fetch(`${gateway.url}/reports`);
+    await expectProblem(none, 401);
+    expect(none.headers.get("www-authenticate")).toBe('Bearer realm="turnpike"');
+    await expectProblem(await fetch(`${gateway.url}/reports`, { headers: { authorization: "Bearer garbage" } }), 401);
   } finally {
     await gateway.stop();
   }
