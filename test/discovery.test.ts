@@ -9,6 +9,7 @@
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Server } from "bun";
 import { basics, freePort, startGateway, type Gateway } from "./helpers/gateway.ts";
+import { createTestCa } from "./helpers/certs.ts";
 import { startDnsServer, type TestDnsServer } from "./helpers/dns-server.ts";
 import { expectProblem } from "./helpers/problem.ts";
 import { eventually, lineOf, validateConfig } from "./helpers/traffic.ts";
@@ -31,6 +32,8 @@ let servicePort: number;
 let pods: Server<unknown>[];
 let srvPorts: number[];
 let srvPods: Server<unknown>[];
+let securePod: Server<unknown>;
+let caPath: string;
 let gateway: Gateway;
 
 beforeAll(async () => {
@@ -46,6 +49,12 @@ beforeAll(async () => {
   ]);
   dns.records.set("billing-0.test", [{ type: "A", address: "127.0.0.1", ttl: 1 }]);
   dns.records.set("billing-1.test", [{ type: "A", address: "127.0.0.1", ttl: 1 }]);
+  // An https service whose certificate names it, reached by address.
+  const ca = createTestCa();
+  const leaf = ca.issue({ file: "secure", commonName: "secure.shop.test", dnsNames: ["secure.shop.test"] });
+  caPath = ca.certPath;
+  securePod = Bun.serve({ hostname: "127.0.0.5", port: 0, tls: { cert: leaf.cert, key: leaf.key }, fetch: () => new Response("secure") });
+  dns.records.set("secure.shop.test", [{ type: "A", address: "127.0.0.5", ttl: 30 }]);
   gateway = await startGateway(
     (ports) => `${basics(ports)}
 server:
@@ -60,7 +69,14 @@ upstreams:
   later:
     targets: ["http://later.shop.test:${servicePort}"]
     discovery: { resolver: ${dns.address}, min_ttl: 200ms, max_ttl: 400ms, timeout: 500ms }
+  secure:
+    targets: ["https://secure.shop.test:${securePod.port}"]
+    tls: { ca: ${caPath} }
+    discovery: { resolver: ${dns.address} }
 routes:
+  - name: secure
+    match: { paths: [/secure] }
+    upstream: secure
   - name: orders
     match: { paths: [/orders/*] }
     upstream: orders
@@ -77,7 +93,7 @@ routes:
 afterAll(async () => {
   await gateway?.stop();
   dns?.stop();
-  for (const server of [...(pods ?? []), ...(srvPods ?? [])]) server.stop(true);
+  for (const server of [...(pods ?? []), ...(srvPods ?? []), securePod]) server?.stop(true);
 });
 
 /** The addresses that answered `count` requests to `path`. */
@@ -121,22 +137,42 @@ describe("A records", () => {
       await Bun.sleep(200);
     } while (performance.now() < until);
     expect([...seen]).toEqual(["127.0.0.4"]);
+    // GET /upstreams lists the addresses as the upstream's targets.
+    let urls: string[] = [];
+    const listed = performance.now() + 10_000;
+    do {
+      const status = (await (await fetch(`${gateway.adminUrl}/upstreams`)).json()) as { upstreams: Record<string, { targets: { url: string }[] }> };
+      urls = status.upstreams.orders!.targets.map((target) => target.url);
+      if (urls.length === 1) break;
+      await Bun.sleep(200);
+    } while (performance.now() < listed);
+    expect(urls).toEqual([`http://127.0.0.4:${servicePort}`]);
   });
 
   test("a resolver that stops answering keeps the last good set, logged once", async () => {
     const queriesBefore = dns.queries.length;
     dns.silent = true;
     try {
-      // Several lookups fail meanwhile (min_ttl 200ms, backing off up to 2s).
-      await eventually(() => dns.queries.length >= queriesBefore + 6, "lookups while the resolver is silent", 20_000);
+      const failureLines = () => gateway.logs().split("\n").filter((line) => line.includes("DNS discovery failed") && line.includes("orders.shop.test"));
+      await eventually(() => failureLines().length > 0, "the failure to be logged", 20_000);
+      // Several more lookups fail (min_ttl 200ms, backing off up to 2s) without more lines.
+      await eventually(() => dns.queries.length >= queriesBefore + 16, "lookups while the resolver is silent", 20_000);
       expect([...(await answeredBy("/orders/z", 4))]).toEqual(["127.0.0.4"]);
-      const failures = gateway.logs().split("\n").filter((line) => line.includes("DNS discovery failed") && line.includes("orders.shop.test"));
+      const failures = failureLines();
       expect(failures.length).toBe(1);
       expect(failures[0]).toContain("keeping the last 1 address(es)");
     } finally {
       dns.silent = false;
     }
     await eventually(() => gateway.logs().includes("DNS discovery works again"), "the recovery to be logged", 15_000);
+  });
+});
+
+describe("https targets", () => {
+  test("a discovered https target is reached by address and verified against its name", async () => {
+    const response = await fetch(`${gateway.url}/secure`);
+    expect(response.status).toBe(200);
+    expect(await response.text()).toBe("secure");
   });
 });
 

@@ -11,7 +11,8 @@ import type { Balancer, BalancerName, PickHints } from "./balancers/index.ts";
 import { BREAKER_CELLS, CircuitBreaker, type BreakerSettings } from "./circuit-breaker.ts";
 import { now32 } from "./clock.ts";
 import type { RetryBudget, RetrySettings } from "./retry.ts";
-import type { TargetRuntime, TargetStatus } from "./target.ts";
+import type { DiscoveredTargets } from "./dns/targets.ts";
+import type { TargetRuntime, TargetSpec, TargetStatus } from "./target.ts";
 
 /** Compiled `health_check.active` settings. */
 export interface ActiveCheckSettings {
@@ -52,6 +53,8 @@ export interface HttpUpstreamParts {
   activeCheck: ActiveCheckSettings | null;
   concurrency: ConcurrencyLimiter | null;
   tls: UpstreamTls | null;
+  /** Builds targets and levels from specs (for DNS discovery); absent when the targets are fixed. */
+  build?: (specs: TargetSpec[]) => { targets: TargetRuntime[]; levels: PriorityLevel[] };
 }
 
 /** Cells of an upstream-wide circuit breaker. */
@@ -60,8 +63,9 @@ export const UPSTREAM_CELLS = BREAKER_CELLS;
 export class HttpUpstream {
   readonly kind = "http";
   readonly name: string;
-  readonly targets: TargetRuntime[];
-  readonly levels: PriorityLevel[];
+  /** The targets now; replaced as a whole when DNS discovery finds other addresses. */
+  targets: TargetRuntime[];
+  levels: PriorityLevel[];
   readonly balancerName: BalancerName;
   readonly timeouts: Partial<Timeouts>;
   readonly failureStatuses: ReadonlySet<number>;
@@ -74,8 +78,12 @@ export class HttpUpstream {
   readonly concurrency: ConcurrencyLimiter | null;
   /** TLS toward https targets (CA to verify them, client certificate to present); null: defaults. */
   readonly tls: UpstreamTls | null;
+  /** DNS discovery of the targets' host names (`discovery`), else null. */
+  discovery: DiscoveredTargets | null = null;
   readonly #hashKey: ((exchange: Exchange) => string | null) | null;
   readonly #hints: PickHints = { hashKey: null };
+  readonly #build: ((specs: TargetSpec[]) => { targets: TargetRuntime[]; levels: PriorityLevel[] }) | null;
+  readonly #targetListeners: (() => void)[] = [];
 
   constructor(parts: HttpUpstreamParts) {
     this.name = parts.name;
@@ -91,6 +99,24 @@ export class HttpUpstream {
     this.concurrency = parts.concurrency;
     this.tls = parts.tls;
     this.#hashKey = parts.hashKey;
+    this.#build = parts.build ?? null;
+  }
+
+  /**
+   * Replaces the targets (DNS discovery found other addresses): new target states and
+   * balancers; requests in flight keep the targets they picked.
+   */
+  replaceTargets(specs: TargetSpec[]): void {
+    if (!this.#build) throw new Error(`upstream ${this.name} has fixed targets`);
+    const { targets, levels } = this.#build(specs);
+    this.targets = targets;
+    this.levels = levels;
+    for (const listener of this.#targetListeners) listener();
+  }
+
+  /** Calls `listener` after each `replaceTargets` (the supervisor re-arms health checks). */
+  onTargetsChanged(listener: () => void): void {
+    this.#targetListeners.push(listener);
   }
 
   /**

@@ -9,6 +9,7 @@
  */
 import { isIP } from "node:net";
 import type { Logger } from "../../observability/logger.ts";
+import type { CompiledUpstream } from "../types.ts";
 import { DnsWatch, type DiscoverySettings, type Endpoint } from "./discovery.ts";
 
 /** What discovery needs to know of a declared target (and gives for each discovered one). */
@@ -20,6 +21,7 @@ export interface TargetTemplate {
   host: string;
   weight: number;
   priority: number;
+  serverName?: string | null;
 }
 
 /** True when a target's host is a name that discovery resolves (not an IP address). */
@@ -43,6 +45,8 @@ export function endpointTarget(template: TargetTemplate, endpoint: Endpoint): Ta
     host: hostHeader,
     weight: endpoint.weight ?? template.weight,
     priority: template.priority,
+    // Connected by address, an https target is verified against its name.
+    serverName: url.protocol === "https:" ? (endpoint.host ?? url.hostname) : null,
   };
 }
 
@@ -52,6 +56,7 @@ export class DiscoveredTargets {
   readonly #found = new Map<TargetTemplate, Endpoint[]>();
   #watches: DnsWatch[] = [];
   #ready: Promise<void> | null = null;
+  #settled = false;
 
   /**
    * `apply` receives the full target list (static targets and every address found so
@@ -86,17 +91,45 @@ export class DiscoveredTargets {
         this.apply(this.current());
       });
     });
-    this.#ready = Promise.all(this.#watches.map((watch) => watch.firstLookup)).then(() => {});
+    this.#ready = Promise.all(this.#watches.map((watch) => watch.firstLookup)).then(() => {
+      this.#settled = true;
+    });
     return this.#ready;
   }
 
-  /** True until every first lookup is over. */
-  get pending(): Promise<void> | null {
-    return this.#ready;
+  /** While the first lookups run: a promise of their end; null before start and after. */
+  get starting(): Promise<void> | null {
+    return this.#settled ? null : this.#ready;
   }
 
   stop(): void {
     for (const watch of this.#watches) watch.stop();
     this.#watches = [];
   }
+}
+
+/**
+ * Starts DNS discovery for every upstream of a config generation that has it (workers
+ * and the supervisor call this; `turnpike validate` does not, so it queries no DNS).
+ * `onChange` runs after an upstream's targets changed. With `quiet`, what discovery
+ * logs goes to debug: every process looks names up, and the supervisor's lines suffice.
+ */
+export function startDiscovery(upstreams: ReadonlyMap<string, CompiledUpstream>, log: Logger, options: { quiet?: boolean; onChange?: () => void } = {}): void {
+  const base = options.quiet ? debugOnly(log) : log;
+  for (const upstream of upstreams.values()) {
+    if (upstream.kind !== "http" || !upstream.discovery) continue;
+    if (options.onChange) upstream.onTargetsChanged(options.onChange);
+    void upstream.discovery.start(base.child({ upstream: upstream.name }));
+  }
+}
+
+/** A logger that writes every line at debug level. */
+function debugOnly(log: Logger): Logger {
+  return {
+    debug: (msg, fields) => log.debug(msg, fields),
+    info: (msg, fields) => log.debug(msg, fields),
+    warn: (msg, fields) => log.debug(msg, fields),
+    error: (msg, fields) => log.debug(msg, fields),
+    child: (fields) => debugOnly(log.child(fields)),
+  };
 }
