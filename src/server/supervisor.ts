@@ -524,12 +524,7 @@ class Supervisor {
    * workers look names up too, quietly.
    */
   #startDiscovery(): void {
-    const graph = this.#loaded.graph;
-    startDiscovery(graph.upstreams, this.#log, {
-      onChange: () => {
-        if (this.#loaded.graph === graph) this.#healthChecks.apply(graph.upstreams);
-      },
-    });
+    startDiscovery(this.#loaded.graph.upstreams, this.#log);
   }
 
   /** Writes the audit record of a reload (to the audit log of the config in force after it). */

@@ -253,14 +253,14 @@ export function compileHttpUpstream(
 
   const cells = nodeCells();
   const factory = BALANCERS[balancer];
-  const build = (list: TargetSpec[]) => {
-    const built = list.map((spec, index) => new TargetRuntime(spec, index, name, cells, outlier, breaker?.scope === "target" ? breaker : null));
-    const priorities = [...new Set(built.map((t) => t.priority))].sort((a, b) => a - b);
+  const build = (list: readonly TargetSpec[]) => {
+    const targets = list.map((spec, index) => new TargetRuntime(spec, index, name, cells, outlier, breaker?.scope === "target" ? breaker : null));
+    const priorities = [...new Set(targets.map((t) => t.priority))].sort((a, b) => a - b);
     const levels: PriorityLevel[] = priorities.map((priority) => {
-      const members = built.filter((t) => t.priority === priority);
+      const members = targets.filter((t) => t.priority === priority);
       return { priority, targets: members, balancer: factory(members), scratch: [] };
     });
-    return { targets: built, levels };
+    return { targets, levels };
   };
   // With discovery, named targets have no address until their first lookup.
   const { targets, levels } = build(discovery ? specs.filter((spec) => !isDiscoverable(spec)) : specs);
@@ -269,6 +269,7 @@ export function compileHttpUpstream(
     name,
     targets,
     levels,
+    build,
     balancer,
     hashKey: balancer === "consistent_hash" ? compileHashKey(config.hash_key ?? "client_ip") : null,
     timeouts,
@@ -279,7 +280,6 @@ export function compileHttpUpstream(
     activeCheck,
     concurrency,
     tls,
-    build: discovery ? build : undefined,
   });
   if (discovery) upstream.discovery = new DiscoveredTargets(specs, discovery, (found) => upstream.replaceTargets(found));
   return upstream;

@@ -43,6 +43,8 @@ export interface HttpUpstreamParts {
   name: string;
   targets: TargetRuntime[];
   levels: PriorityLevel[];
+  /** Builds targets and levels with this upstream's settings (for `replaceTargets`). */
+  build: (specs: readonly TargetSpec[]) => { targets: TargetRuntime[]; levels: PriorityLevel[] };
   balancer: BalancerName;
   hashKey: ((exchange: Exchange) => string | null) | null;
   timeouts: Partial<Timeouts>;
@@ -53,8 +55,6 @@ export interface HttpUpstreamParts {
   activeCheck: ActiveCheckSettings | null;
   concurrency: ConcurrencyLimiter | null;
   tls: UpstreamTls | null;
-  /** Builds targets and levels from specs (for DNS discovery); absent when the targets are fixed. */
-  build?: (specs: TargetSpec[]) => { targets: TargetRuntime[]; levels: PriorityLevel[] };
 }
 
 /** Cells of an upstream-wide circuit breaker. */
@@ -63,7 +63,7 @@ export const UPSTREAM_CELLS = BREAKER_CELLS;
 export class HttpUpstream {
   readonly kind = "http";
   readonly name: string;
-  /** The targets now; replaced as a whole when DNS discovery finds other addresses. */
+  /** The targets, in config order (replaced as a whole by `replaceTargets`). */
   targets: TargetRuntime[];
   levels: PriorityLevel[];
   readonly balancerName: BalancerName;
@@ -82,8 +82,8 @@ export class HttpUpstream {
   discovery: DiscoveredTargets | null = null;
   readonly #hashKey: ((exchange: Exchange) => string | null) | null;
   readonly #hints: PickHints = { hashKey: null };
-  readonly #build: ((specs: TargetSpec[]) => { targets: TargetRuntime[]; levels: PriorityLevel[] }) | null;
-  readonly #targetListeners: (() => void)[] = [];
+  readonly #build: HttpUpstreamParts["build"];
+  readonly #listeners: ((upstream: HttpUpstream) => void)[] = [];
 
   constructor(parts: HttpUpstreamParts) {
     this.name = parts.name;
@@ -99,24 +99,26 @@ export class HttpUpstream {
     this.concurrency = parts.concurrency;
     this.tls = parts.tls;
     this.#hashKey = parts.hashKey;
-    this.#build = parts.build ?? null;
+    this.#build = parts.build;
   }
 
   /**
-   * Replaces the targets (DNS discovery found other addresses): new target states and
-   * balancers; requests in flight keep the targets they picked.
+   * Replaces the targets (service discovery: a DNS name resolved to new addresses). A
+   * target whose URL stays keeps its node-wide state (it is keyed by URL); requests in
+   * flight finish on the targets they picked. Listeners (the supervisor's health checks)
+   * are told.
    */
-  replaceTargets(specs: TargetSpec[]): void {
-    if (!this.#build) throw new Error(`upstream ${this.name} has fixed targets`);
-    const { targets, levels } = this.#build(specs);
-    this.targets = targets;
-    this.levels = levels;
-    for (const listener of this.#targetListeners) listener();
+  replaceTargets(specs: readonly TargetSpec[]): void {
+    if (specs.length === 0) throw new Error(`upstream "${this.name}": replaceTargets needs at least one target`);
+    const built = this.#build(specs);
+    this.targets = built.targets;
+    this.levels = built.levels;
+    for (const listener of this.#listeners) listener(this);
   }
 
-  /** Calls `listener` after each `replaceTargets` (the supervisor re-arms health checks). */
-  onTargetsChanged(listener: () => void): void {
-    this.#targetListeners.push(listener);
+  /** Calls `listener` after each `replaceTargets`. */
+  onTargetsChange(listener: (upstream: HttpUpstream) => void): void {
+    this.#listeners.push(listener);
   }
 
   /**

@@ -118,7 +118,7 @@ export function startDiscovery(upstreams: ReadonlyMap<string, CompiledUpstream>,
   const base = options.quiet ? debugOnly(log) : log;
   for (const upstream of upstreams.values()) {
     if (upstream.kind !== "http" || !upstream.discovery) continue;
-    if (options.onChange) upstream.onTargetsChanged(options.onChange);
+    if (options.onChange) upstream.onTargetsChange(options.onChange);
     void upstream.discovery.start(base.child({ upstream: upstream.name }));
   }
 }
