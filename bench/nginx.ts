@@ -75,7 +75,7 @@ export function nginxAccessLogPath(dir: string): string {
  * `/observability` is `/plain` with an access log to a file (nginx's counterpart of
  * Turnpike with metrics and an access log).
  */
-export function proxyConfig(dir: string, port: number, upstreamPort: number): string {
+export function proxyConfig(dir: string, port: number, upstreamPort: number, tls: NginxTls | null = null): string {
   const pass = `proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";`;
@@ -102,8 +102,32 @@ ${httpCommon(dir, "proxy")}
       ${pass}
     }
   }
-}
+${
+    tls
+      ? `  server {
+    listen 127.0.0.1:${tls.port} ssl;
+    ssl_certificate ${tls.certPath};
+    ssl_certificate_key ${tls.keyPath};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    # The counterpart of Turnpike's mtls listener: ask for a client certificate, let routes decide.
+    ssl_client_certificate ${tls.caPath};
+    ssl_verify_client optional;
+    location = /plain {
+      ${pass}
+    }
+  }
+`
+      : ""
+  }}
 `;
+}
+
+/** The HTTPS listener of the reference proxy (the `tls` and `mtls` scenarios). */
+export interface NginxTls {
+  port: number;
+  certPath: string;
+  keyPath: string;
+  caPath: string;
 }
 
 /** A started nginx role. */

@@ -14,7 +14,13 @@ import { waitUntil } from "./wait.ts";
  * `headers` policy setting a request header, `request-size-limit`, and route-level
  * `response_headers`), the same work nginx's `/policies` location does.
  */
-export function turnpikeConfig(port: number, adminPort: number, upstreamPort: number, telemetry: Telemetry | null = null): string {
+export function turnpikeConfig(
+  port: number,
+  adminPort: number,
+  upstreamPort: number,
+  telemetry: Telemetry | null = null,
+  tls: BenchTls | null = null,
+): string {
   // Without telemetry the worker neither counts nor logs: \`plain\` is the bare cost.
   const observability = telemetry
     ? `observability:
@@ -31,7 +37,7 @@ listeners:
   - name: bench
     address: 127.0.0.1
     port: ${port}
-admin:
+${tls ? tlsListeners(tls) : ""}admin:
   address: 127.0.0.1
   port: ${adminPort}
 server:
@@ -56,6 +62,34 @@ routes:
 `;
 }
 
+/**
+ * TLS listeners of the `tls` and `mtls` scenarios: the same certificate on Bun's native TLS,
+ * and behind the TLS bridge that client certificates need (mode request: wrk sends none).
+ */
+export interface BenchTls {
+  tlsPort: number;
+  mtlsPort: number;
+  certPath: string;
+  keyPath: string;
+  caPath: string;
+}
+
+function tlsListeners(tls: BenchTls): string {
+  const certificates = `certificates: [{ cert: ${JSON.stringify(tls.certPath)}, key: ${JSON.stringify(tls.keyPath)} }]`;
+  return `  - name: bench-tls
+    address: 127.0.0.1
+    port: ${tls.tlsPort}
+    tls:
+      ${certificates}
+  - name: bench-mtls
+    address: 127.0.0.1
+    port: ${tls.mtlsPort}
+    tls:
+      ${certificates}
+      client_certificates: { ca: ${JSON.stringify(tls.caPath)}, mode: request }
+`;
+}
+
 /** Telemetry of the second Turnpike (the \`observability\` scenario): metrics on, access log to a file. */
 export interface Telemetry {
   accessLogPath: string;
@@ -77,13 +111,13 @@ export async function startTurnpike(
   binary: string,
   processes: Processes,
   dir: string,
-  ports: { port: number; adminPort: number; upstreamPort: number },
+  ports: { port: number; adminPort: number; upstreamPort: number; tls?: BenchTls },
   name = "turnpike",
   telemetry: Telemetry | null = null,
 ): Promise<TurnpikeProcess> {
   const configPath = join(dir, `${name}.yaml`);
   const log = join(dir, `${name}.log`);
-  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry));
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.tls ?? null));
   // The bench must not inherit a role or log level meant for something else.
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
