@@ -68,7 +68,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, store, created, fail);
+      const step = compilePolicy(entry, [...path, i], options, consumers.directory, store, created, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -151,6 +151,12 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     consumers: consumers.directory,
     consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),
+    concurrencyLimiters: [
+      ...new Set([
+        ...[...upstreams.values()].flatMap((upstream) => (upstream.concurrency ? [upstream.concurrency] : [])),
+        ...specs.flatMap((spec) => spec.route.limiters),
+      ]),
+    ],
     dispose() {
       for (const policy of created) policy.dispose?.();
     },
@@ -335,13 +341,13 @@ function routeLimiters(routeLimiter: ConcurrencyLimiter | null, upstream: Compil
 function compilePolicy(
   entry: PolicyEntryConfig,
   path: ConfigPath,
-  registry: PolicyRegistry,
+  options: CompileOptions,
   consumers: ConsumerDirectory,
   store: StoreSettings,
   created: Policy[],
   fail: Fail,
 ): Step | null {
-  const factory = registry.get(entry.type);
+  const factory = options.registry.get(entry.type);
   if (!factory) {
     fail([...path, "type"], `unknown policy type "${entry.type}"`);
     return null;
@@ -357,10 +363,11 @@ function compilePolicy(
   try {
     const context = {
       path: path.join("."),
+      baseDir: options.baseDir,
       consumers,
       store: () => processStores.get(store),
       createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
-        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, store, created, fail);
+        const step = compilePolicy(child, [...path, "config", ...subPath], options, consumers, store, created, fail);
         if (!step) return null;
         created.push(step.policy);
         if (step.when) {

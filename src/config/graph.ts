@@ -9,6 +9,7 @@ import type { ObservabilityConfig } from "../observability/config.ts";
 import type { Router } from "../router/router.ts";
 import type { Limits } from "../router/types.ts";
 import type { StoreSettings } from "../store/index.ts";
+import type { ConcurrencyLimiter } from "../upstream/concurrency.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
 
 /** A listener with its TLS material read from disk. */
@@ -55,5 +56,7 @@ export interface RuntimeGraph {
   consumerHeaders: ConsumerHeaders | null;
   /** A fingerprint of everything that needs new listeners (ports, TLS files). */
   listenerFingerprint: string;
+  /** Every concurrency limit of routes and upstreams (the supervisor reclaims a dead worker's slots). */
+  concurrencyLimiters: ConcurrencyLimiter[];
   dispose(): void;
 }

@@ -53,6 +53,7 @@ export const mtlsAuthPolicy: PolicyFactory<MtlsAuthConfig> = {
 
     return {
       type: "mtls-auth",
+      authentication: true,
       onRequest(exchange) {
         const certificate = exchange.tls?.clientCertificate ?? null;
         if (certificate === null) {
