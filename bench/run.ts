@@ -16,6 +16,7 @@ import { ECHO_HEADER, nginxAccessLogPath, POLICY_REQUEST_HEADER, proxyConfig, st
 import { parseOptions, USAGE, UsageError, type BenchOptions } from "./options.ts";
 import { clockTicksPerSecond, memoryKiB, Processes } from "./processes.ts";
 import {
+  leastConnectionsVerdict,
   observabilityVerdict,
   ratiosOf,
   toMarkdown,
@@ -84,6 +85,17 @@ const SCENARIOS: Scenario[] = [
       "Turnpike: `headers` and `request-size-limit` policies and route `response_headers`.",
     expectResponseHeader: ["cache-control", "no-store"],
     expectPolicyHeader: true,
+    turnpike: "bare",
+  },
+  {
+    name: "least-connections",
+    path: "/balanced",
+    description:
+      "GET balanced by least connections over three healthy targets (three addresses of the upstream nginx). " +
+      "nginx: an upstream block with `least_conn`; Turnpike: `balancer: least_connections` (node-wide in-flight counts in shared memory). " +
+      "The goal compares Turnpike's CPU per request here with its plain route.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
     turnpike: "bare",
   },
   {
@@ -230,6 +242,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     telemetry: freePort(),
     telemetryAdmin: freePort(),
   };
+  const poolPorts = [freePort(), freePort(), freePort()];
   // A throwaway CA and server certificate for the HTTPS scenarios.
   const certDir = join(dir, "certs");
   mkdirSync(certDir);
@@ -237,12 +250,21 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   const server = ca.issue({ file: "server", commonName: "localhost", dnsNames: ["localhost"] });
   const tlsFiles = { certPath: server.certPath, keyPath: server.keyPath, caPath: ca.certPath };
   console.log(`Starting the upstream, nginx and Turnpike (temp files in ${dir})`);
-  const upstream = await startNginx(tools.nginx, processes, dir, "upstream", ports.upstream, upstreamConfig(dir, ports.upstream), "/");
-  const nginx = await startNginx(tools.nginx, processes, dir, "proxy", ports.nginx, proxyConfig(dir, ports.nginx, ports.upstream, { port: ports.nginxTls, ...tlsFiles }), "/plain");
+  const upstream = await startNginx(tools.nginx, processes, dir, "upstream", ports.upstream, upstreamConfig(dir, ports.upstream, poolPorts), "/");
+  const nginx = await startNginx(
+    tools.nginx,
+    processes,
+    dir,
+    "proxy",
+    ports.nginx,
+    proxyConfig(dir, ports.nginx, ports.upstream, poolPorts, { port: ports.nginxTls, ...tlsFiles }),
+    "/plain",
+  );
   const turnpike = await startTurnpike(BINARY, processes, dir, {
     port: ports.turnpike,
     adminPort: ports.admin,
     upstreamPort: ports.upstream,
+    poolPorts,
     tls: { tlsPort: ports.turnpikeTls, mtlsPort: ports.turnpikeMtls, ...tlsFiles },
   });
   const accessLogPath = join(dir, "turnpike-access.log");
@@ -367,6 +389,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   const plain = results.find((r) => r.name === "plain");
   const policies = results.find((r) => r.name === "policies");
   const withLogs = results.find((r) => r.name === "observability");
+  const balanced = results.find((r) => r.name === "least-connections");
   const accessLog: AccessLogCheck | null = withLogs
     ? {
         path: "turnpike-access.log in the run's temp folder",
@@ -419,6 +442,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     scenarios: results,
     policyChainVsNginxPlain: plain && policies ? policies.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
     observability: plain && withLogs ? observabilityVerdict(plain, withLogs, accessLog!, scrapes) : null,
+    leastConnections: plain && balanced ? leastConnectionsVerdict(plain, balanced) : null,
     warnings,
   };
 }
@@ -433,7 +457,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (options === null) {
-    console.log(`${USAGE}\nScenarios:\n${SCENARIOS.map((s) => `  ${s.name.padEnd(14)}${s.description.split(". ")[0]}.`).join("\n")}`);
+    console.log(`${USAGE}\nScenarios:\n${SCENARIOS.map((s) => `  ${s.name.padEnd(19)}${s.description.split(". ")[0]}.`).join("\n")}`);
     return 0;
   }
 

@@ -12,13 +12,15 @@ import { waitUntil } from "./wait.ts";
 /**
  * The config: `/plain` forwards with no policy; `/policies` runs a typical chain (a
  * `headers` policy setting a request header, `request-size-limit`, and route-level
- * `response_headers`), the same work nginx's `/policies` location does.
+ * `response_headers`), the same work nginx's `/policies` location does; `/balanced`
+ * forwards with least connections over the targets `poolPorts` (when given).
  */
 export function turnpikeConfig(
   port: number,
   adminPort: number,
   upstreamPort: number,
   telemetry: Telemetry | null = null,
+  poolPorts: readonly number[] = [],
   tls: BenchTls | null = null,
 ): string {
   // Without telemetry the worker neither counts nor logs: \`plain\` is the bare cost.
@@ -45,7 +47,14 @@ server:
 ${observability}upstreams:
   backend:
     targets: [http://127.0.0.1:${upstreamPort}]
-routes:
+${
+    poolPorts.length === 0
+      ? ""
+      : `  pool:
+    balancer: least_connections
+    targets: [${poolPorts.map((p) => `http://127.0.0.1:${p}`).join(", ")}]
+`
+  }routes:
   - name: plain
     match: { paths: [/plain] }
     upstream: backend
@@ -59,7 +68,14 @@ routes:
         config: { request: { set: { ${POLICY_REQUEST_HEADER}: "on" } } }
       - type: request-size-limit
         config: { max_body_size: 1MiB }
-`;
+${
+    poolPorts.length === 0
+      ? ""
+      : `  - name: balanced
+    match: { paths: [/balanced] }
+    upstream: pool
+`
+  }`;
 }
 
 /**
@@ -111,13 +127,13 @@ export async function startTurnpike(
   binary: string,
   processes: Processes,
   dir: string,
-  ports: { port: number; adminPort: number; upstreamPort: number; tls?: BenchTls },
+  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[]; tls?: BenchTls },
   name = "turnpike",
   telemetry: Telemetry | null = null,
 ): Promise<TurnpikeProcess> {
   const configPath = join(dir, `${name}.yaml`);
   const log = join(dir, `${name}.log`);
-  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.tls ?? null));
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? [], ports.tls ?? null));
   // The bench must not inherit a role or log level meant for something else.
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
