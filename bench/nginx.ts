@@ -86,6 +86,7 @@ export function proxyConfig(dir: string, port: number, upstreamPort: number, poo
       proxy_set_header Connection "";`;
   return `${common(dir, "proxy")}http {
 ${httpCommon(dir, "proxy")}
+  limit_req_zone $binary_remote_addr zone=bench_rate:1m rate=1000000r/s;
   upstream backend {
     server 127.0.0.1:${upstreamPort};
     keepalive 64;
@@ -111,6 +112,10 @@ ${poolPorts.map((p) => `    server 127.0.0.1:${p};`).join("\n")}
       ${pass}
       proxy_set_header ${POLICY_REQUEST_HEADER} on;
       add_header cache-control no-store;
+    }
+    location = /rate-limited {
+      limit_req zone=bench_rate burst=1000000 nodelay;
+      ${pass}
     }
     location = /observability {
       access_log ${nginxAccessLogPath(dir)} combined;

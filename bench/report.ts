@@ -73,6 +73,8 @@ export interface BenchResult {
    * the figure the product goal is stated in. Null unless both scenarios ran.
    */
   policyChainVsNginxPlain: number | null;
+  /** Turnpike CPU per request of the rate-limit scenario over plain's (goal ≤ 1.1); null when either did not run. */
+  rateLimitVsPlain?: number | null;
   /** The telemetry goal (observability / plain, Turnpike); null unless both scenarios ran. */
   observability?: ObservabilityVerdict | null;
   /** The balancing goal (least-connections / plain, Turnpike); null unless both scenarios ran. */
@@ -282,6 +284,9 @@ export function toMarkdown(result: BenchResult): string {
       lines.push(`- ${scenario.name}: nginx ${list(scenario.rounds.nginx)}; Turnpike ${list(scenario.rounds.turnpike)}`);
     }
     lines.push("");
+  }
+  if (result.rateLimitVsPlain !== undefined && result.rateLimitVsPlain !== null) {
+    lines.push(`Turnpike with a rate limit vs Turnpike plain, CPU per request: ${times(result.rateLimitVsPlain)} (goal ≤ 1.10×: ${result.rateLimitVsPlain <= 1.1 ? "PASS" : "FAIL"}).`, "");
   }
   if (result.policyChainVsNginxPlain !== null) {
     lines.push(`Turnpike with the policy chain vs nginx's plain proxy, CPU per request: ${times(result.policyChainVsNginxPlain)}.`, "");

@@ -68,6 +68,14 @@ ${
         config: { request: { set: { ${POLICY_REQUEST_HEADER}: "on" } } }
       - type: request-size-limit
         config: { max_body_size: 1MiB }
+  - name: rate-limited
+    match: { paths: [/rate-limited] }
+    upstream: backend
+    policies:
+      - type: rate-limit
+        config:
+          key: client_ip
+          limits: [{ requests: 1000000000, window: 1s }]
 ${
     poolPorts.length === 0
       ? ""
