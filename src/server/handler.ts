@@ -248,10 +248,18 @@ async function callUpstream(exchange: Exchange, route: CompiledRoute): Promise<R
   if (upstream.kind === "mock") {
     const path = route.rewrite ? route.rewrite(exchange.url.pathname, exchange.params) : exchange.url.pathname;
     response = await answerMock(upstream.mock, exchange, path + exchange.url.search, exchange.upstreamHeaders);
-  } else if (exchange.server && isWebSocketUpgrade(exchange.request)) {
-    response = await proxyWebSocket(exchange, route, upstream.choose(exchange, null) ?? upstream.pick(), exchange.server);
   } else {
-    response = await proxyToUpstream(exchange, route, upstream);
+    // Right after a (re)load, a DNS-discovered upstream may still be resolving its names.
+    const resolving = upstream.discovery?.starting;
+    if (resolving) await resolving;
+    if (exchange.server && isWebSocketUpgrade(exchange.request)) {
+      const target = upstream.choose(exchange, null) ?? upstream.targets[0] ?? null;
+      response = target
+        ? await proxyWebSocket(exchange, route, target, exchange.server)
+        : problem({ status: 503, kind: "no-healthy-upstream", detail: `Upstream "${upstream.name}" has no target.`, requestId: exchange.requestId });
+    } else {
+      response = await proxyToUpstream(exchange, route, upstream);
+    }
   }
   if (route.responseHeaders) applyHeaderOps(response.headers, route.responseHeaders);
   return response;
