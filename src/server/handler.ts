@@ -18,7 +18,7 @@ import type { WorkerTelemetry } from "../observability/telemetry.ts";
 import type { CompiledRoute } from "../router/types.ts";
 import { acquireAll, releaseAfterBody } from "../upstream/concurrency.ts";
 import { proxyToUpstream } from "../upstream/proxy.ts";
-import { isWebSocketUpgrade, proxyWebSocket, upgradedSession } from "../upstream/websocket.ts";
+import { isWebSocketUpgrade, proxyWebSocket, upgradedSession, whenSessionEnds } from "../upstream/websocket.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
 
@@ -234,7 +234,7 @@ async function proxy(exchange: Exchange): Promise<Response> {
   const session = upgradedSession(response);
   if (session) {
     // A WebSocket holds its slots for as long as the session lasts.
-    session.onEnd.push(release);
+    whenSessionEnds(session, release);
     return response;
   }
   return releaseAfterBody(response, release);
@@ -257,6 +257,12 @@ async function callUpstream(exchange: Exchange, route: CompiledRoute): Promise<R
       response = target
         ? await proxyWebSocket(exchange, route, target, exchange.server)
         : problem({ status: 503, kind: "no-healthy-upstream", detail: `Upstream "${upstream.name}" has no target.`, requestId: exchange.requestId });
+      const session = target ? upgradedSession(response) : undefined;
+      if (session) {
+        // An open session is a request in flight to its target (least connections sees it).
+        target!.begin();
+        whenSessionEnds(session, () => target!.end());
+      }
     } else {
       response = await proxyToUpstream(exchange, route, upstream);
     }
