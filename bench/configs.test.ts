@@ -4,6 +4,7 @@ import type { Measurement } from "./measure.ts";
 import { nginxAccessLogPath, proxyConfig, UPSTREAM_BODY, upstreamConfig } from "./nginx.ts";
 import { observabilityLines, observabilityVerdict, ratiosOf, type ScenarioResult } from "./report.ts";
 import { turnpikeConfig } from "./turnpike.ts";
+import { createTestCa } from "../test/helpers/certs.ts";
 
 describe("bench configs", () => {
   test("the upstream answers exactly 48 bytes of JSON", () => {
@@ -126,5 +127,28 @@ describe("telemetry goal", () => {
     const verdict = observabilityVerdict(scenario("plain", 20, 60), scenario("observability", 21, 66.6), log, scrapes);
     expect(verdict.pass).toBe(false);
     expect(observabilityLines(verdict).join("\n")).toContain("**FAIL**");
+  });
+});
+
+describe("bench configs of the HTTPS scenarios", () => {
+  test("Turnpike gets a native TLS listener and one with client certificates; nginx an ssl server", () => {
+    const ca = createTestCa();
+    const server = ca.issue({ file: "server", commonName: "localhost", dnsNames: ["localhost"] });
+    const files = { certPath: server.certPath, keyPath: server.keyPath, caPath: ca.certPath };
+    const result = new ConfigLoader().loadText(turnpikeConfig(18080, 19901, 18081, null, [], { tlsPort: 18443, mtlsPort: 18444, ...files }), "/tmp/bench.yaml");
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    try {
+      const listeners = result.loaded.graph.listeners;
+      expect(listeners.map((l) => [l.port, l.scheme, l.clientCertificates?.mode ?? null])).toEqual([
+        [18080, "http", null],
+        [18443, "https", null],
+        [18444, "https", "request"],
+      ]);
+    } finally {
+      result.loaded.graph.dispose();
+    }
+    const nginx = proxyConfig("/tmp/run", 18082, 18081, [], { port: 18445, ...files });
+    expect(nginx).toContain("listen 127.0.0.1:18445 ssl;");
+    expect(nginx).toContain("ssl_verify_client optional;");
   });
 });

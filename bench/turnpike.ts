@@ -15,7 +15,14 @@ import { waitUntil } from "./wait.ts";
  * `response_headers`), the same work nginx's `/policies` location does; `/balanced`
  * forwards with least connections over the targets `poolPorts` (when given).
  */
-export function turnpikeConfig(port: number, adminPort: number, upstreamPort: number, telemetry: Telemetry | null = null, poolPorts: readonly number[] = []): string {
+export function turnpikeConfig(
+  port: number,
+  adminPort: number,
+  upstreamPort: number,
+  telemetry: Telemetry | null = null,
+  poolPorts: readonly number[] = [],
+  tls: BenchTls | null = null,
+): string {
   // Without telemetry the worker neither counts nor logs: \`plain\` is the bare cost.
   const observability = telemetry
     ? `observability:
@@ -32,7 +39,7 @@ listeners:
   - name: bench
     address: 127.0.0.1
     port: ${port}
-admin:
+${tls ? tlsListeners(tls) : ""}admin:
   address: 127.0.0.1
   port: ${adminPort}
 server:
@@ -79,6 +86,34 @@ ${
   }`;
 }
 
+/**
+ * TLS listeners of the `tls` and `mtls` scenarios: the same certificate on Bun's native TLS,
+ * and behind the TLS bridge that client certificates need (mode request: wrk sends none).
+ */
+export interface BenchTls {
+  tlsPort: number;
+  mtlsPort: number;
+  certPath: string;
+  keyPath: string;
+  caPath: string;
+}
+
+function tlsListeners(tls: BenchTls): string {
+  const certificates = `certificates: [{ cert: ${JSON.stringify(tls.certPath)}, key: ${JSON.stringify(tls.keyPath)} }]`;
+  return `  - name: bench-tls
+    address: 127.0.0.1
+    port: ${tls.tlsPort}
+    tls:
+      ${certificates}
+  - name: bench-mtls
+    address: 127.0.0.1
+    port: ${tls.mtlsPort}
+    tls:
+      ${certificates}
+      client_certificates: { ca: ${JSON.stringify(tls.caPath)}, mode: request }
+`;
+}
+
 /** Telemetry of the second Turnpike (the \`observability\` scenario): metrics on, access log to a file. */
 export interface Telemetry {
   accessLogPath: string;
@@ -100,13 +135,13 @@ export async function startTurnpike(
   binary: string,
   processes: Processes,
   dir: string,
-  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[] },
+  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[]; tls?: BenchTls },
   name = "turnpike",
   telemetry: Telemetry | null = null,
 ): Promise<TurnpikeProcess> {
   const configPath = join(dir, `${name}.yaml`);
   const log = join(dir, `${name}.log`);
-  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? []));
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? [], ports.tls ?? null));
   // The bench must not inherit a role or log level meant for something else.
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
