@@ -109,6 +109,8 @@ describe("retries", () => {
       expect(`${response.status} ${response.body}`).toBe("200 stored");
     }
     expect(seen).toEqual(["payload-0", "payload-1", "payload-2", "payload-3"]);
+    // An empty body is kept too (and sent as none).
+    for (let i = 0; i < 2; i++) expect((await get(buffered, "/", { method: "POST", body: "" })).status).toBe(200);
     // A body above the cap streams once and is not retried.
     const big = "x".repeat(4096);
     const bigStatuses = [];
