@@ -14,7 +14,13 @@ import { waitUntil } from "./wait.ts";
  * `headers` policy setting a request header, `request-size-limit`, and route-level
  * `response_headers`), the same work nginx's `/policies` location does.
  */
-export function turnpikeConfig(port: number, adminPort: number, upstreamPort: number, telemetry: Telemetry | null = null): string {
+export function turnpikeConfig(
+  port: number,
+  adminPort: number,
+  upstreamPort: number,
+  telemetry: Telemetry | null = null,
+  cluster: ClusterStore | null = null,
+): string {
   // Without telemetry the worker neither counts nor logs: \`plain\` is the bare cost.
   const observability = telemetry
     ? `observability:
@@ -26,6 +32,24 @@ export function turnpikeConfig(port: number, adminPort: number, upstreamPort: nu
     : `observability:
   metrics: { enabled: false }
 `;
+  // Cluster mode: a rate limit far above the load on `/limited`, counted through the member.
+  const store = cluster
+    ? `store:
+  type: hazelcast
+  hazelcast: { members: ["${cluster.member}"], mode: ${cluster.mode} }
+`
+    : "";
+  const limited = cluster
+    ? `  - name: limited
+    match: { paths: [/limited] }
+    upstream: backend
+    policies:
+      - type: rate-limit
+        config:
+          key: route
+          limits: [{ requests: 1000000000, window: 1h }]
+`
+    : "";
   return `# Written by Turnpike's bench/run.ts; removed after the run.
 listeners:
   - name: bench
@@ -36,7 +60,7 @@ admin:
   port: ${adminPort}
 server:
   drain_timeout: 2s
-${observability}upstreams:
+${observability}${store}upstreams:
   backend:
     targets: [http://127.0.0.1:${upstreamPort}]
 routes:
@@ -53,7 +77,14 @@ routes:
         config: { request: { set: { ${POLICY_REQUEST_HEADER}: "on" } } }
       - type: request-size-limit
         config: { max_body_size: 1MiB }
-`;
+${limited}`;
+}
+
+/** The cluster store of a Turnpike in the hazelcast scenarios. */
+export interface ClusterStore {
+  /** `host:port` of the member. */
+  member: string;
+  mode: "strict" | "batched";
 }
 
 /** Telemetry of the second Turnpike (the \`observability\` scenario): metrics on, access log to a file. */
@@ -80,10 +111,11 @@ export async function startTurnpike(
   ports: { port: number; adminPort: number; upstreamPort: number },
   name = "turnpike",
   telemetry: Telemetry | null = null,
+  cluster: ClusterStore | null = null,
 ): Promise<TurnpikeProcess> {
   const configPath = join(dir, `${name}.yaml`);
   const log = join(dir, `${name}.log`);
-  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry));
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, cluster));
   // The bench must not inherit a role or log level meant for something else.
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {
