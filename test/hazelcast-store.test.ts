@@ -130,6 +130,28 @@ describe.skipIf(hazelcastMissing !== null)("Hazelcast store", () => {
     expect(messages.filter((m) => m === "Hazelcast cluster reachable again; limits are shared across the cluster")).toHaveLength(1);
   }, 120_000);
 
+  test("member frozen: operations fail after the timeout, the store turns unavailable, and comes back when it thaws", async () => {
+    const { log, lines } = memoryLogger();
+    const store = open("strict", log);
+    await waitFor("connection", () => store.available);
+    const key = `frozen-${crypto.randomUUID()}`;
+    expect((await store.increment(key, 1, 60_000)).count).toBe(1);
+    member.pause();
+    try {
+      const startedAt = performance.now();
+      await expect(store.increment(key, 1, 60_000)).rejects.toBeInstanceOf(StoreUnavailableError);
+      // Bounded by the store's timeout (1 s here), not the client's two-minute default.
+      expect(performance.now() - startedAt).toBeLessThan(20_000);
+      // The client's heartbeat gives up on a member that answers nothing.
+      await waitFor("the store to turn unavailable", () => !store.available, 60_000);
+    } finally {
+      member.resume();
+    }
+    await waitFor("the store to reconnect", () => store.available, 60_000);
+    expect((await store.increment(key, 1, 60_000)).count).toBeGreaterThanOrEqual(2);
+    expect(lines().filter((l) => l.msg === "lost the Hazelcast cluster; limits follow their fail mode until it is back")).toHaveLength(1);
+  }, 150_000);
+
   test("cluster down at start-up: no throw, one warning, operations fail fast, close works", async () => {
     const { log, lines } = memoryLogger();
     const store = open("strict", log, [`127.0.0.1:${freePort()}`]);
