@@ -112,7 +112,7 @@ ${MOCK_UPSTREAM}`,
     const nodeConfig = (memberAddress: string, mode: string, limit: number) => (ports: { port: number; adminPort: number; port2: number }) => `${basics(ports)}
 store:
   type: hazelcast
-  hazelcast: { members: ["${memberAddress}"], mode: ${mode} }
+  hazelcast: { members: ["${memberAddress}"], mode: ${mode}, timeout: 5s }
 upstreams:
   hello:
     type: mock
@@ -125,7 +125,8 @@ routes:
       - type: rate-limit
         config:
           key: route
-          limits: [{ requests: ${limit}, window: 1h }]
+          # Fails closed: a store failure would show as a 503, never as a miscount.
+          limits: [{ requests: ${limit}, window: 1h, on_store_error: closed }]
   - name: open
     match: { paths: ["/open"] }
     upstream: hello

@@ -62,7 +62,8 @@ describe.skipIf(hazelcastMissing !== null)("Hazelcast store", () => {
   let member: Member;
   const stores: HazelcastStore[] = [];
   const open = (mode: HazelcastMode = "strict", log: Logger = createLogger({}, "error"), members = [member.address]) => {
-    const store = createHazelcastStore({ members, mode, log, timeoutMs: 1_000 });
+    // A generous timeout: the machine running the tests may be busy.
+    const store = createHazelcastStore({ members, mode, log, timeoutMs: 5_000 });
     stores.push(store);
     return store;
   };
@@ -78,7 +79,7 @@ describe.skipIf(hazelcastMissing !== null)("Hazelcast store", () => {
 
   // Two stores made by this factory stand for two gateway processes (or nodes).
   storeSuite("hazelcast", async () => {
-    const store = createHazelcastStore({ members: [member.address], mode: "strict", log: createLogger({}, "error") });
+    const store = createHazelcastStore({ members: [member.address], mode: "strict", log: createLogger({}, "error"), timeoutMs: 5_000 });
     await waitFor("connection", () => store.available);
     return store;
   });
@@ -140,7 +141,7 @@ describe.skipIf(hazelcastMissing !== null)("Hazelcast store", () => {
     try {
       const startedAt = performance.now();
       await expect(store.increment(key, 1, 60_000)).rejects.toBeInstanceOf(StoreUnavailableError);
-      // Bounded by the store's timeout (1 s here), not the client's two-minute default.
+      // Bounded by the store's timeout (5 s here), not the client's two-minute default.
       expect(performance.now() - startedAt).toBeLessThan(20_000);
       // The client's heartbeat gives up on a member that answers nothing.
       await waitFor("the store to turn unavailable", () => !store.available, 60_000);
