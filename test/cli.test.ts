@@ -3,11 +3,14 @@
  * every error on its own line), run with a bad config, bad options, and the bare
  * `turnpike <config>` form.
  */
-import { afterAll, describe, expect, test } from "bun:test";
+import { afterAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { BINARY, basics, freePort, waitReady, type Gateway } from "./helpers/gateway.ts";
+
+// In a run of several files the preload's default may not reach this one; these start real processes.
+setDefaultTimeout(60_000);
 
 const dir = mkdtempSync(join(tmpdir(), "turnpike-cli-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));

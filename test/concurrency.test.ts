@@ -4,11 +4,14 @@
  * problem+json with Retry-After beyond that; a slot is held until the response body
  * has been sent. Impossible settings are refused by `validate` with path and line.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { basics, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { expectProblem } from "./helpers/problem.ts";
 import { eventually, lineOf, startGatedUpstream, validateConfig, type GatedUpstream } from "./helpers/traffic.ts";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+
+// Real processes on a busy machine: allow more than Bun's default 5 s per test.
+setDefaultTimeout(60_000);
 
 let noQueue: GatedUpstream;
 let queued: GatedUpstream;
@@ -237,5 +240,77 @@ routes:
       expect(found!).toContain(words);
       expect(found!).toMatch(new RegExp(`\\(line ${line}, col \\d+\\)$`));
     }
+  });
+});
+
+describe("node-wide limits across worker processes", () => {
+  let held: GatedUpstream;
+  let node: Gateway;
+
+  beforeAll(async () => {
+    held = startGatedUpstream("held");
+    node = await startGateway(
+      (ports) => `${basics(ports)}
+upstreams:
+  held: { targets: ["${held.url}"] }
+routes:
+  - name: node-wide
+    match: { paths: [/node/*] }
+    upstream: held
+    concurrency: { max: 2 }
+`,
+      { workers: 2 },
+    );
+  });
+
+  afterAll(async () => {
+    held?.open();
+    await node?.stop();
+    held?.stop();
+  });
+
+  test("max counts the requests in flight on all workers together", async () => {
+    // Six requests at once, each on its own connection, so both workers get some.
+    const responses = Array.from({ length: 6 }, (_, i) => fetch(`${node.url}/node/${i}`));
+    const refused: Response[] = [];
+    for (const pending of responses) void pending.then((response) => response.status === 503 && refused.push(response));
+    await eventually(() => refused.length === 4, "four refusals");
+    expect(held.waiting).toBe(2);
+    for (const response of refused) await expectProblem(response, 503);
+    held.open();
+    const statuses = (await Promise.all(responses)).map((response) => response.status).sort();
+    expect(statuses).toEqual([200, 200, 503, 503, 503, 503]);
+    held.close();
+  });
+
+  test("slots held by a worker that was killed come back when the supervisor replaces it", async () => {
+    const first = fetch(`${node.url}/node/a`).catch(() => null);
+    const second = fetch(`${node.url}/node/b`).catch(() => null);
+    await eventually(() => held.waiting === 2, "two requests at the upstream");
+    await expectProblem(await fetch(`${node.url}/node/full`), 503);
+    const status = (await (await fetch(`${node.adminUrl}/status`)).json()) as { workers: { pid: number }[] };
+    const killed = status.workers.map((worker) => worker.pid);
+    for (const pid of killed) process.kill(pid, "SIGKILL");
+    await first;
+    await second;
+    // Wait for two replacement workers, then both slots are free again.
+    const deadline = performance.now() + 20_000;
+    let replaced = false;
+    while (!replaced && performance.now() < deadline) {
+      const now = (await (await fetch(`${node.adminUrl}/status`)).json()) as { workers: { pid: number; state?: string }[] };
+      replaced = now.workers.length === 2 && now.workers.every((worker) => !killed.includes(worker.pid));
+      if (!replaced) await Bun.sleep(100);
+    }
+    expect(replaced).toBe(true);
+    held.open();
+    let statuses: number[] = [];
+    const until = performance.now() + 10_000;
+    do {
+      // A replacement may not listen yet (connection refused counts as 0).
+      statuses = await Promise.all([`${node.url}/node/c`, `${node.url}/node/d`].map((url) => fetch(url).then((r) => r.status, () => 0)));
+      if (statuses.every((s) => s === 200)) break;
+      await Bun.sleep(100);
+    } while (performance.now() < until);
+    expect(statuses).toEqual([200, 200]);
   });
 });

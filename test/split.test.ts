@@ -3,10 +3,13 @@
  * header- and cookie-based A/B rules, sticky assignment by header, cookie (set by the
  * gateway) and client IP; impossible splits are refused by `validate` with path and line.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { basics, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { lineOf, validateConfig } from "./helpers/traffic.ts";
 import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+
+// Real processes on a busy machine: allow more than Bun's default 5 s per test.
+setDefaultTimeout(60_000);
 
 let stable: TestUpstream;
 let canary: TestUpstream;

@@ -16,7 +16,11 @@ const DETAIL: Record<AuthFailure, string> = {
 };
 
 /** 401 with one `WWW-Authenticate` header per challenge (e.g. `Basic realm="api"`). */
+/** Key of `exchange.state` where the latest 401's failure kind is recorded (read by `auth`). */
+export const AUTH_FAILURE_STATE = "auth.failure";
+
 export function unauthorized(exchange: Exchange, failure: AuthFailure, challenges: readonly string[]): Response {
+  if (failure === "invalid" || !exchange.state.has(AUTH_FAILURE_STATE)) exchange.state.set(AUTH_FAILURE_STATE, failure);
   const headers = new Headers();
   for (const challenge of challenges) headers.append("www-authenticate", challenge);
   return problem({ status: 401, kind: "unauthorized", detail: DETAIL[failure], requestId: exchange.requestId, headers });

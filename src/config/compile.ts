@@ -4,8 +4,6 @@
  * its path; nothing is half-built.
  */
 import { X509Certificate, createPrivateKey, createHash, type KeyObject } from "node:crypto";
-import { readFileSync } from "node:fs";
-import { isAbsolute, resolve } from "node:path";
 import { compileConsumerHeaders } from "../auth/consumer-headers.ts";
 import { compileConsumers } from "../auth/consumers.ts";
 import type { ConsumerDirectory } from "../core/consumer.ts";
@@ -26,6 +24,7 @@ import { createTargetPicker } from "../upstream/targets.ts";
 import type { CompiledUpstream, Target } from "../upstream/types.ts";
 import { compileStoreSettings, processStores, type StoreSettings } from "../store/index.ts";
 import type { CompiledListener, RuntimeGraph } from "./graph.ts";
+import { compileClientCertificates, compileUpstreamTls, readPem, type UpstreamTls } from "./pem.ts";
 import type { ConfigError, ConfigPath } from "./source.ts";
 import type { LimitsConfig, PolicyEntryConfig, RouteConfig, TimeoutsConfig, TurnpikeConfig, UpstreamConfig } from "./types.ts";
 
@@ -63,13 +62,13 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
 
   const upstreams = new Map<string, CompiledUpstream>();
   for (const [name, upstream] of Object.entries(config.upstreams)) {
-    const compiled = compileUpstream(name, upstream, ["upstreams", name], fail);
+    const compiled = compileUpstream(name, upstream, ["upstreams", name], options.baseDir, fail);
     if (compiled) upstreams.set(name, compiled);
   }
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>
     (entries ?? []).flatMap((entry, i) => {
-      const step = compilePolicy(entry, [...path, i], options.registry, consumers.directory, store, created, fail);
+      const step = compilePolicy(entry, [...path, i], options, consumers.directory, store, created, fail);
       if (step) created.push(step.policy);
       return step ? [step] : [];
     });
@@ -152,6 +151,12 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     consumers: consumers.directory,
     consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),
+    concurrencyLimiters: [
+      ...new Set([
+        ...[...upstreams.values()].flatMap((upstream) => (upstream.concurrency ? [upstream.concurrency] : [])),
+        ...specs.flatMap((spec) => spec.route.limiters),
+      ]),
+    ],
     dispose() {
       for (const policy of created) policy.dispose?.();
     },
@@ -173,8 +178,12 @@ function compileListener(
     port: listener.port,
     scheme: listener.tls ? "https" : "http",
     tls: null,
+    clientCertificates: null,
   };
   if (!listener.tls) return compiled;
+  if (listener.tls.client_certificates) {
+    compiled.clientCertificates = compileClientCertificates(listener.tls.client_certificates, baseDir, [...path, "tls", "client_certificates"], fail);
+  }
   const entries: NonNullable<CompiledListener["tls"]> = [];
   // Bun lets the last entry for a name win without a word, so a name claimed twice is an error.
   const claimedBy = new Map<string, number>();
@@ -234,25 +243,6 @@ function dnsNames(certificate: X509Certificate): string[] {
     .map((part) => part.slice(4));
 }
 
-/** Reads a PEM file that must hold a block of `kind` (e.g. "PRIVATE KEY" also matches "EC PRIVATE KEY"). */
-function readPem(file: string, kind: string, baseDir: string, path: ConfigPath, fail: Fail): string | null {
-  const full = isAbsolute(file) ? file : resolve(baseDir, file);
-  let text: string;
-  try {
-    text = readFileSync(full, "utf8");
-  } catch (error) {
-    const code = (error as NodeJS.ErrnoException).code;
-    const reason = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : code === "EISDIR" ? "it is a folder" : (code ?? (error as Error).message);
-    fail(path, `cannot read ${full}: ${reason}`);
-    return null;
-  }
-  if (!new RegExp(`-----BEGIN [A-Z ]*${kind}-----`).test(text)) {
-    fail(path, `${full} holds no PEM ${kind.toLowerCase()} (no "-----BEGIN ...${kind}-----" line)`);
-    return null;
-  }
-  return text;
-}
-
 function fingerprintListeners(listeners: (CompiledListener | null)[]): string {
   const hash = createHash("sha256");
   for (const listener of listeners) hash.update(JSON.stringify(listener));
@@ -288,7 +278,7 @@ function compileLimits(config: LimitsConfig | undefined, base: Limits): Limits {
   };
 }
 
-function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath, fail: Fail): CompiledUpstream | null {
+function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath, baseDir: string, fail: Fail): CompiledUpstream | null {
   const timeouts = compileTimeouts(config.timeouts, {}, [...path, "timeouts"], fail);
   if (config.type === "mock") {
     if (config.targets) fail([...path, "targets"], "a mock upstream has no targets");
@@ -322,8 +312,13 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
     });
   });
   if (targets.length === 0) return null;
+  let tls: UpstreamTls | null = null;
+  if (config.tls) {
+    tls = compileUpstreamTls(config.tls, baseDir, [...path, "tls"], fail);
+    if (!targets.some((target) => target.origin.startsWith("https:"))) fail([...path, "tls"], "tls applies to https:// targets, and this upstream has none");
+  }
   const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
-  return { kind: "http", name, targets, timeouts, concurrency, pick: createTargetPicker(targets) };
+  return { kind: "http", name, targets, timeouts, concurrency, tls, pick: createTargetPicker(targets) };
 }
 
 /** A limiter for a schema-valid `concurrency` setting, or null without one. */
@@ -346,13 +341,13 @@ function routeLimiters(routeLimiter: ConcurrencyLimiter | null, upstream: Compil
 function compilePolicy(
   entry: PolicyEntryConfig,
   path: ConfigPath,
-  registry: PolicyRegistry,
+  options: CompileOptions,
   consumers: ConsumerDirectory,
   store: StoreSettings,
   created: Policy[],
   fail: Fail,
 ): Step | null {
-  const factory = registry.get(entry.type);
+  const factory = options.registry.get(entry.type);
   if (!factory) {
     fail([...path, "type"], `unknown policy type "${entry.type}"`);
     return null;
@@ -368,10 +363,11 @@ function compilePolicy(
   try {
     const context = {
       path: path.join("."),
+      baseDir: options.baseDir,
       consumers,
       store: () => processStores.get(store),
       createPolicy(child: PolicyEntryConfig, subPath: (string | number)[]): Policy | null {
-        const step = compilePolicy(child, [...path, "config", ...subPath], registry, consumers, store, created, fail);
+        const step = compilePolicy(child, [...path, "config", ...subPath], options, consumers, store, created, fail);
         if (!step) return null;
         created.push(step.policy);
         if (step.when) {

@@ -9,6 +9,7 @@ import type { ObservabilityConfig } from "../observability/config.ts";
 import type { Router } from "../router/router.ts";
 import type { Limits } from "../router/types.ts";
 import type { StoreSettings } from "../store/index.ts";
+import type { ConcurrencyLimiter } from "../upstream/concurrency.ts";
 import type { CompiledUpstream } from "../upstream/types.ts";
 
 /** A listener with its TLS material read from disk. */
@@ -19,6 +20,12 @@ export interface CompiledListener {
   scheme: "http" | "https";
   /** SNI entries; the first is the default certificate. */
   tls: { cert: string; key: string; serverName?: string }[] | null;
+  /**
+   * Client certificates (mTLS): PEM texts of the CAs that sign them, and whether one is
+   * required in the handshake or only requested. Such a listener is served through the
+   * TLS bridge (src/server/tls-bridge.ts). Null: no client certificates.
+   */
+  clientCertificates: { ca: string[]; mode: "request" | "require" } | null;
 }
 
 /** Everything a worker needs to serve one config generation. */
@@ -49,5 +56,7 @@ export interface RuntimeGraph {
   consumerHeaders: ConsumerHeaders | null;
   /** A fingerprint of everything that needs new listeners (ports, TLS files). */
   listenerFingerprint: string;
+  /** Every concurrency limit of routes and upstreams (the supervisor reclaims a dead worker's slots). */
+  concurrencyLimiters: ConcurrencyLimiter[];
   dispose(): void;
 }

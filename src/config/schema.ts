@@ -171,6 +171,23 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
                     },
                   },
                 },
+                client_certificates: {
+                  type: "object",
+                  additionalProperties: false,
+                  required: ["ca"],
+                  description: "Ask clients for certificates (mTLS), verified against these CAs; see docs/tls.md.",
+                  properties: {
+                    ca: {
+                      "x-expects": "a PEM file path or a list of them",
+                      anyOf: [{ type: "string", minLength: 1 }, { type: "array", minItems: 1, items: { type: "string", minLength: 1 } }],
+                      description: "PEM file(s) of the CA certificates that sign client certificates, relative to the config file.",
+                    },
+                    mode: {
+                      enum: ["require", "request"],
+                      description: "require (default): the handshake fails without a valid certificate; request: ask, and let routes decide (mtls-auth).",
+                    },
+                  },
+                },
               },
             },
           },
@@ -229,6 +246,18 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
               },
             },
             mock,
+            tls: {
+              type: "object",
+              additionalProperties: false,
+              description: "TLS toward https:// targets: the CA to verify them and a client certificate to present.",
+              properties: {
+                ca: { type: "string", minLength: 1, description: "PEM file of the CA that signs the targets' certificates (instead of the system's)." },
+                cert: { type: "string", minLength: 1, description: "PEM client certificate presented to the targets (with key)." },
+                key: { type: "string", minLength: 1, description: "PEM private key of cert, unencrypted." },
+                server_name: { type: "string", minLength: 1, description: "SNI name and the name verified in the targets' certificates; default each target's host." },
+                verify: { type: "boolean", description: "Verify the targets' certificates; default true. false is for tests only." },
+              },
+            },
             timeouts,
             concurrency,
           },

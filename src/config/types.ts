@@ -39,6 +39,8 @@ export interface ListenerConfig {
 export interface ListenerTlsConfig {
   /** The first certificate is the default for clients that send no or an unknown SNI name. */
   certificates: { cert: string; key: string; server_names?: string[] }[];
+  /** Client certificates (mTLS) verified against these CAs. */
+  client_certificates?: ClientCertificatesConfig;
 }
 
 export interface AdminConfig {
@@ -76,7 +78,11 @@ export interface TargetConfig {
   weight?: number;
 }
 
+export type { ClientCertificatesConfig, UpstreamTlsConfig } from "./pem.ts";
+import type { ClientCertificatesConfig, UpstreamTlsConfig } from "./pem.ts";
+
 export interface UpstreamConfig {
+  tls?: UpstreamTlsConfig;
   type?: "http" | "mock";
   targets?: (string | TargetConfig)[];
   mock?: MockConfig;

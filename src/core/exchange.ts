@@ -2,6 +2,7 @@
  * The exchange: everything the gateway knows about one request while it is handled.
  * Policies read and change it; the pipeline carries it from phase to phase.
  */
+import type { Server } from "bun";
 import type { CompiledRoute } from "../router/types.ts";
 import type { Consumer } from "./consumer.ts";
 
@@ -55,6 +56,8 @@ export interface Exchange {
    * upstream is recorded as `<type>:answered` unless it recorded a decision of its own.
    */
   decisions: string[] | null;
+  /** The listener's server, which a WebSocket upgrade needs; absent outside a listener. */
+  server?: Server<unknown>;
   /** Free-form per-request state for policies (keyed by policy name). */
   state: Map<string, unknown>;
 }

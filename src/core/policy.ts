@@ -13,6 +13,11 @@ export type RequestOutcome = Response | undefined | void;
 export interface Policy {
   /** Policy type name, e.g. `headers`. */
   readonly type: string;
+  /**
+   * True for a policy that identifies the caller (sets `exchange.consumer` or refuses
+   * with 401); such policies may be combined by `auth` (any_of / all_of).
+   */
+  readonly authentication?: boolean;
   /** Runs in order before the upstream is called; may answer instead. */
   onRequest?(exchange: Exchange): RequestOutcome | Promise<RequestOutcome>;
   /** Runs in reverse order on the response (upstream's or a policy's); may replace it. */
@@ -27,6 +32,8 @@ export interface Policy {
 export interface PolicyContext {
   /** Config path of this policy, for messages, e.g. `routes[1].policies[0]`. */
   path: string;
+  /** Folder that relative file paths in the config are resolved from. */
+  baseDir: string;
   /**
    * The store shared by every worker of the node (or cluster), as the `store` section
    * says. Created on first call: call it when serving requests, not in `create`.

@@ -18,6 +18,7 @@ import type { WorkerTelemetry } from "../observability/telemetry.ts";
 import type { CompiledRoute } from "../router/types.ts";
 import { acquireAll, releaseAfterBody } from "../upstream/concurrency.ts";
 import { forwardHttp } from "../upstream/forward.ts";
+import { isWebSocketUpgrade, proxyWebSocket, upgradedSession } from "../upstream/websocket.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
 
@@ -107,6 +108,7 @@ export function createRequestHandler(
         upstreamStartedAt: 0,
         upstreamHeadersAt: 0,
         consumer: null,
+        server,
       });
       // A split route hands the request to the variant of its chosen upstream.
       if (exchange.route?.split) exchange.route = exchange.route.split.choose(exchange);
@@ -229,6 +231,12 @@ async function proxy(exchange: Exchange): Promise<Response> {
     release();
     throw error;
   }
+  const session = upgradedSession(response);
+  if (session) {
+    // A WebSocket holds its slots for as long as the session lasts.
+    session.onEnd.push(release);
+    return response;
+  }
   return releaseAfterBody(response, release);
 }
 
@@ -240,6 +248,8 @@ async function callUpstream(exchange: Exchange, route: CompiledRoute): Promise<R
   if (upstream.kind === "mock") {
     const path = route.rewrite ? route.rewrite(exchange.url.pathname, exchange.params) : exchange.url.pathname;
     response = await answerMock(upstream.mock, exchange, path + exchange.url.search, exchange.upstreamHeaders);
+  } else if (exchange.server && isWebSocketUpgrade(exchange.request)) {
+    response = await proxyWebSocket(exchange, route, upstream.pick(), exchange.server);
   } else {
     response = await forwardHttp(exchange, route, upstream.pick());
   }

@@ -273,6 +273,8 @@ class Supervisor {
 
   #onExit(handle: WorkerHandle, exitCode: number | null, signalCode: string | null): void {
     this.#live.delete(handle);
+    // Requests the worker still had in flight are gone: give their node-wide slots back.
+    for (const limiter of this.#loaded.graph.concurrencyLimiters) limiter.slots.reclaim?.(handle.process.pid);
     this.#metrics.workerExited(handle.process.pid);
     const cause = signalCode ? `killed by ${signalCode}` : `exit code ${exitCode}`;
     for (const waiter of handle.waiters) waiter({ type: "failed", generation: handle.generation, errors: [`worker ${handle.process.pid} exited (${cause})`] });

@@ -17,7 +17,9 @@ import { Tracing } from "../observability/tracing/tracing.ts";
 import { nodeTable } from "../shared/index.ts";
 import { deliverFromBus, setBusTransport } from "../store/embedded/bus.ts";
 import { processStores } from "../store/index.ts";
-import { createRequestHandler } from "./handler.ts";
+import { webSocketHandler } from "../upstream/websocket.ts";
+import { createRequestHandler, type ConnectionRegistry } from "./handler.ts";
+import { startTlsBridge, type TlsBridge } from "./tls-bridge.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
 
 /** Largest body Bun itself accepts; the gateway's own limits apply below it. */
@@ -55,6 +57,9 @@ export function runWorker(): void {
   let graph: RuntimeGraph | null = null;
   let generation = 0;
   let servers: Server<unknown>[] = [];
+  /** TLS bridges in front of listeners with client certificates (their inner servers are in `servers`). */
+  let bridges: TlsBridge[] = [];
+  let started = false;
   let draining = false;
   /** Responses carry `Connection: close` so keep-alive clients leave before the listener closes. */
   let closingConnections = false;
@@ -88,22 +93,26 @@ export function runWorker(): void {
     // the first request that needs it.
     if (graph.store.type !== "embedded") processStores.get(graph.store);
     telemetry.configure(graph);
-    if (servers.length === 0) {
-      try {
-        servers = startListeners(graph);
-      } catch (error) {
-        const text = `cannot listen: ${(error as Error).message}`;
-        log.error(text, { generation });
-        send({ type: "failed", generation, errors: [text] });
-        // An IPC message sent just before exit can be lost (bun issue 37849): give it time.
-        setTimeout(() => process.exit(3), 50);
-        return;
-      }
-      send({
-        type: "ready",
-        generation,
-        listeners: graph.listeners.map((l) => ({ name: l.name, url: `${l.scheme}://${l.address}:${l.port}` })),
-      });
+    if (!started) {
+      started = true;
+      const first = graph;
+      startListeners(first).then(
+        (list) => {
+          servers = list;
+          send({
+            type: "ready",
+            generation,
+            listeners: first.listeners.map((l) => ({ name: l.name, url: `${l.scheme}://${l.address}:${l.port}` })),
+          });
+        },
+        (error: unknown) => {
+          const text = `cannot listen: ${(error as Error).message}`;
+          log.error(text, { generation });
+          send({ type: "failed", generation, errors: [text] });
+          // An IPC message sent just before exit can be lost (bun issue 37849): give it time.
+          setTimeout(() => process.exit(3), 50);
+        },
+      );
     } else {
       // Routes, upstreams and policies change in place; listeners are the supervisor's
       // business (it starts a new generation of workers when they change).
@@ -121,33 +130,61 @@ export function runWorker(): void {
     timer.unref?.();
   }
 
-  function startListeners(first: RuntimeGraph): Server<unknown>[] {
+  /**
+   * Starts every listener: Bun.serve directly, or, for listeners with client
+   * certificates, Bun.serve on loopback behind a TLS bridge. If one fails, those already
+   * started are closed.
+   */
+  async function startListeners(first: RuntimeGraph): Promise<Server<unknown>[]> {
     const current = () => graph ?? first;
-    return first.listeners.map((listener) => {
-      const fetch = closeWhenDraining(createRequestHandler(listener.scheme, current, log.child({ listener: listener.name }), telemetry));
-      return Bun.serve({
-        hostname: listener.address,
-        port: listener.port,
-        reusePort: true,
-        idleTimeout: first.clientIdleTimeoutSeconds,
-        maxRequestBodySize: UNLIMITED_BODY,
-        tls: listener.tls
-          ? listener.tls.map((entry) => ({
-              cert: entry.cert,
-              key: entry.key,
-              serverName: entry.serverName,
-              lowMemoryMode: false,
-              secureOptions: NO_TLS_BELOW_1_2,
-            }))
-          : undefined,
-        fetch,
-        error(error) {
-          const requestId = crypto.randomUUID();
-          log.error("unhandled server error", { request_id: requestId, error: error.message });
-          return problem({ status: 500, kind: "internal", detail: "The gateway failed to handle this request.", requestId });
-        },
-      });
-    });
+    const started: Server<unknown>[] = [];
+    try {
+      for (const listener of first.listeners) {
+        const listenerLog = log.child({ listener: listener.name });
+        const serve = (connections: ConnectionRegistry | null, hostname: string, port: number, tls: boolean) =>
+          Bun.serve({
+            hostname,
+            port,
+            reusePort: !connections,
+            idleTimeout: first.clientIdleTimeoutSeconds,
+            maxRequestBodySize: UNLIMITED_BODY,
+            tls:
+              tls && listener.tls
+                ? listener.tls.map((entry) => ({
+                    cert: entry.cert,
+                    key: entry.key,
+                    serverName: entry.serverName,
+                    lowMemoryMode: false,
+                    secureOptions: NO_TLS_BELOW_1_2,
+                  }))
+                : undefined,
+            fetch: closeWhenDraining(createRequestHandler(listener.scheme, current, listenerLog, telemetry, connections)),
+            websocket: webSocketHandler,
+            error(error) {
+              const requestId = crypto.randomUUID();
+              log.error("unhandled server error", { request_id: requestId, error: error.message });
+              return problem({ status: 500, kind: "internal", detail: "The gateway failed to handle this request.", requestId });
+            },
+          });
+        if (listener.clientCertificates) {
+          const bridge = await startTlsBridge(
+            listener,
+            (connections) => serve(connections, "127.0.0.1", 0, false),
+            (message, error) => listenerLog.debug(message, { error: (error as Error).message }),
+          );
+          bridges.push(bridge);
+          started.push(bridge.inner);
+        } else {
+          started.push(serve(null, listener.address, listener.port, true));
+        }
+      }
+    } catch (error) {
+      for (const bridge of bridges) bridge.closeAll();
+      for (const server of started) server.stop(true);
+      bridges = [];
+      throw error;
+    }
+    return started;
   }
 
   /**
@@ -187,6 +224,7 @@ export function runWorker(): void {
     const graceMs = graph?.drainTimeoutMs ?? 30_000;
     log.info("draining", { reason, grace_ms: graceMs, handoff_ms: handoffMs });
     if (handoffMs > 0) await Bun.sleep(Math.min(handoffMs, graceMs));
+    for (const bridge of bridges) bridge.stopAccepting();
     for (const server of servers) server.stop(false);
     send({ type: "closed" });
     // A request whose head was still arriving when the listeners closed is not pending
@@ -200,6 +238,7 @@ export function runWorker(): void {
     const left = servers.reduce((n, s) => n + s.pendingRequests, 0);
     if (left > 0) log.warn("grace period over; closing remaining requests", { pending: left });
     for (const server of servers) server.stop(true);
+    for (const bridge of bridges) bridge.closeAll();
     await telemetry.close();
     graph?.dispose();
     // Durable counters (quotas) are written before the worker goes.

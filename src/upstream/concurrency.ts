@@ -6,13 +6,17 @@
  * A request holds its slot until its response body has been sent (or the client went
  * away), so long downloads and server-sent events count for as long as they stream.
  *
- * The slot count lives behind `SlotCounter`: `localSlots` counts for one worker
- * process. A counter shared by all workers of a node plugs in behind the same
- * interface; its releases happen in other processes, so a limiter over it also polls
- * while requests wait.
+ * The slot count lives behind `SlotCounter`. `nodeSlots` counts for the whole node: a
+ * counter in the node's shared memory that every worker process updates atomically, so
+ * `max: 20` means 20 across all workers. Releases then happen in other processes too,
+ * so a limiter over it polls for a free slot while requests wait in its queue. Each
+ * worker also counts its own holds there, so that when a worker dies with requests in
+ * flight the supervisor gives their slots back (`reclaim`). `localSlots` counts for one
+ * process (unit tests, and the fallback when the shared table is full).
  */
 import type { Exchange } from "../core/exchange.ts";
 import { problem } from "../core/problem.ts";
+import { FULL, nodeTable, type SharedTable } from "../shared/index.ts";
 
 /** `concurrency` as written in config (on a route or an upstream). */
 export interface ConcurrencyConfig {
@@ -34,6 +38,59 @@ export interface SlotCounter {
   readonly inUse: number;
   /** True when releases may happen in other processes (the limiter then polls). */
   readonly shared: boolean;
+  /** Gives back the slots a dead process (by pid) still held; node-wide counters only. */
+  reclaim?(pid: number): void;
+}
+
+/**
+ * Slots counted node-wide under `key` in the node's shared memory (mapped on first use).
+ * If the shared table has no room for the key, the count falls back to this process.
+ */
+export function nodeSlots(key: string, max: number, table: () => SharedTable = nodeTable): SlotCounter {
+  const totalKey = `concurrency\n${key}`;
+  const ownKeyOf = (pid: number) => `concurrency\n${key}\npid:${pid}`;
+  let ownKey: string | null = null;
+  let fallback: SlotCounter | null = null;
+  /** Holds taken by this process through the fallback, which must be released there. */
+  let fallbackHeld = 0;
+  return {
+    tryAcquire() {
+      if (fallback) {
+        const taken = fallback.tryAcquire();
+        if (taken) fallbackHeld++;
+        return taken;
+      }
+      const shared = table();
+      const outcome = shared.addIfBelow(totalKey, 1, max, 0);
+      if (outcome === FULL) {
+        fallback = localSlots(max);
+        return this.tryAcquire();
+      }
+      if (!outcome.admitted) return false;
+      shared.add((ownKey ??= ownKeyOf(process.pid)), 1, 0);
+      return true;
+    },
+    release() {
+      if (fallbackHeld > 0) {
+        fallbackHeld--;
+        fallback!.release();
+        return;
+      }
+      const shared = table();
+      shared.add(totalKey, -1, 0);
+      shared.add((ownKey ??= ownKeyOf(process.pid)), -1, 0);
+    },
+    get inUse() {
+      return fallback ? fallback.inUse : (table().read(totalKey)?.value ?? 0);
+    },
+    shared: true,
+    reclaim(pid) {
+      const shared = table();
+      const held = shared.read(ownKeyOf(pid))?.value ?? 0;
+      if (held > 0) shared.add(totalKey, -held, 0);
+      shared.delete(ownKeyOf(pid));
+    },
+  };
 }
 
 /** Slots counted in this process only. */
@@ -69,7 +126,7 @@ interface Waiter {
 
 /** Settings of a limiter, compiled from `ConcurrencyConfig`. */
 export interface ConcurrencyOptions {
-  /** What is limited, for the 503 detail: `route "api"` or `upstream "orders"`. */
+  /** What is limited, for the 503 detail and the shared key: `route "api"` or `upstream "orders"`. */
   scope: string;
   max: number;
   queueSize: number;
@@ -86,7 +143,7 @@ export class ConcurrencyLimiter {
   #head = 0;
   #poll: ReturnType<typeof setInterval> | null = null;
 
-  constructor(readonly options: ConcurrencyOptions, readonly slots: SlotCounter = localSlots(options.max)) {}
+  constructor(readonly options: ConcurrencyOptions, readonly slots: SlotCounter = nodeSlots(options.scope, options.max)) {}
 
   /** Requests waiting in this process. */
   get queued(): number {

@@ -81,6 +81,7 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
       body: exchange.body,
       redirect: "manual",
       decompress: false,
+      ...(route.upstream.kind === "http" && route.upstream.tls ? { tls: route.upstream.tls } : {}),
       signal: controller.signal,
       duplex: "half",
     });

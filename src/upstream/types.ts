@@ -1,6 +1,7 @@
 /**
  * Compiled upstreams: where a route's requests go.
  */
+import type { UpstreamTls } from "../config/pem.ts";
 import type { MockResponse } from "../core/mock.ts";
 import type { Timeouts } from "../router/types.ts";
 import type { ConcurrencyLimiter } from "./concurrency.ts";
@@ -18,5 +19,14 @@ export interface Target {
 
 /** An upstream: either forwarded to targets or answered by a mock. */
 export type CompiledUpstream =
-  | { kind: "http"; name: string; targets: Target[]; timeouts: Partial<Timeouts>; concurrency: ConcurrencyLimiter | null; pick(): Target }
+  | {
+      kind: "http";
+      name: string;
+      targets: Target[];
+      timeouts: Partial<Timeouts>;
+      concurrency: ConcurrencyLimiter | null;
+      /** TLS toward https targets (CA to verify them, client certificate to present); null: defaults. */
+      tls: UpstreamTls | null;
+      pick(): Target;
+    }
   | { kind: "mock"; name: string; mock: MockResponse; timeouts: Partial<Timeouts>; concurrency: ConcurrencyLimiter | null };

@@ -31,6 +31,12 @@ export interface LeafRequest {
   commonName: string;
   /** DNS subject alternative names; none means a certificate without SANs. */
   dnsNames?: string[];
+  /** URI subject alternative names, e.g. `spiffe://example/svc`. */
+  uris?: string[];
+  /** `client` makes a client certificate (extendedKeyUsage clientAuth); default `server`. */
+  usage?: "server" | "client";
+  /** Extra subject RDNs after the CN, e.g. `/O=Acme`. */
+  subjectSuffix?: string;
 }
 
 /** A certificate authority whose root the test clients trust. */
@@ -77,11 +83,13 @@ export function createTestCa(dir: string = mkdtempSync(join(tmpdir(), "turnpike-
     certPath,
     issue(request) {
       const serial = (nextSerial++).toString(16).toUpperCase();
-      const { file, commonName, dnsNames = [] } = request;
-      const extensions = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature", "extendedKeyUsage=serverAuth"];
-      if (dnsNames.length > 0) extensions.push(`subjectAltName=${dnsNames.map((name) => `DNS:${name}`).join(",")}`);
+      const { file, commonName, dnsNames = [], uris = [] } = request;
+      const usage = request.usage === "client" ? "clientAuth" : "serverAuth";
+      const extensions = ["basicConstraints=CA:FALSE", "keyUsage=critical,digitalSignature", `extendedKeyUsage=${usage}`];
+      const names = [...dnsNames.map((name) => `DNS:${name}`), ...uris.map((uri) => `URI:${uri}`)];
+      if (names.length > 0) extensions.push(`subjectAltName=${names.join(",")}`);
       writeFileSync(join(dir, `${file}.ext`), `${extensions.join("\n")}\n`);
-      openssl(["req", "-new", ...NEW_EC_KEY, "-subj", `/CN=${commonName}`, "-keyout", `${file}.key`, "-out", `${file}.csr`], dir);
+      openssl(["req", "-new", ...NEW_EC_KEY, "-subj", `/CN=${commonName}${request.subjectSuffix ?? ""}`, "-keyout", `${file}.key`, "-out", `${file}.csr`], dir);
       openssl(
         ["x509", "-req", "-in", `${file}.csr`, "-CA", "ca.pem", "-CAkey", "ca.key", "-set_serial", `0x${serial}`, "-days", "2", "-extfile", `${file}.ext`, "-out", `${file}.pem`],
         dir,

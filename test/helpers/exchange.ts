@@ -15,7 +15,7 @@ export function policyContext(consumers: ConsumerDirectory = NO_CONSUMERS, store
   let own: Store | undefined = store;
   const makeStore = () =>
     (own ??= new EmbeddedStore(compileEmbeddedSettings({ state_dir: mkdtempSync(join(tmpdir(), "turnpike-policy-")) }, "/"), privateTable(4096)));
-  return { path: "test", consumers, createPolicy: () => null, store: makeStore };
+  return { path: "test", baseDir: process.cwd(), consumers, createPolicy: () => null, store: makeStore };
 }
 
 /** Options of `exchangeFor`. */

@@ -17,6 +17,7 @@ import type { Exchange } from "../../core/exchange.ts";
 import type { CompiledRoute } from "../../router/types.ts";
 import type { RequestOutcome, TelemetryPart } from "../telemetry.ts";
 import { readMetricsConfig } from "./config.ts";
+import { RateLimitMetrics } from "./rate-limit-metrics.ts";
 import { Registry, type Family, type RegistrySnapshot, type Series } from "./registry.ts";
 
 /** Method classes, the values of the `method` label; anything else is `other`. */
@@ -73,6 +74,7 @@ export class RequestMetrics implements TelemetryPart {
   readonly #responseBytes: Family;
   readonly #upstreamRequests: Family;
   readonly #inFlight: Series;
+  readonly #rateLimits: RateLimitMetrics;
   /** Route series by route object (old generations' routes keep theirs while in flight). */
   #byRoute = new WeakMap<CompiledRoute, RouteSeries>();
   #byName = new Map<string, RouteSeries>();
@@ -91,6 +93,7 @@ export class RequestMetrics implements TelemetryPart {
       "Upstream calls by upstream and target; outcome is response (headers arrived) or error (no response: refused, reset, timeout).",
       ["upstream", "target", "outcome"],
     );
+    this.#rateLimits = new RateLimitMetrics(r);
     this.#inFlight = r.gauge("turnpike_http_requests_in_flight", "Requests being handled (from routing until the response headers are ready).").series();
   }
 
@@ -138,6 +141,8 @@ export class RequestMetrics implements TelemetryPart {
         pair[1].values[0]!++;
       }
     }
+    const decisions = exchange?.decisions;
+    if (decisions) this.#rateLimits.count(series.name, decisions);
     const requestLength = outcome.request.headers.get("content-length");
     if (requestLength !== null) addLength(series.requestBytes, requestLength);
     const responseLength = outcome.response.headers.get("content-length");

@@ -4,13 +4,16 @@
  * upstream as headers (client-sent copies stripped), the key not forwarded, and the
  * access log's consumer field.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { hashApiKey } from "../../auth/secrets.ts";
 import { BINARY, basics, startGateway, type Gateway } from "../../../test/helpers/gateway.ts";
 import { expectProblem } from "../../../test/helpers/problem.ts";
 import { startUpstream, type TestUpstream } from "../../../test/helpers/upstream.ts";
+
+// Real processes on a shared, busy machine: generous per-test time.
+setDefaultTimeout(60_000);
 
 const KEY = "k3y-for-billing-0123456789";
 const OTHER_KEY = "another-key-for-reports-42";

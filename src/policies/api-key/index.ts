@@ -51,6 +51,7 @@ export const apiKeyPolicy: PolicyFactory<ApiKeyConfig> = {
 
     const policy: Policy = {
       type: "api-key",
+      authentication: true,
       onRequest(exchange) {
         let key: string | null = header ? exchange.request.headers.get(header) : null;
         let fromQuery = false;

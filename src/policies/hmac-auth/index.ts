@@ -88,6 +88,7 @@ export const hmacAuthPolicy: PolicyFactory<HmacAuthConfig> = {
 
     return {
       type: "hmac-auth",
+      authentication: true,
       async onRequest(exchange) {
         const header = exchange.request.headers.get("authorization");
         const parsed = header === null ? null : parseSignatureHeader(header);
