@@ -14,6 +14,10 @@
  *   `maxWait` is refused, others are delayed until their turn.
  * - calendarQuota: a durable counter per calendar period (day, month) in a time zone.
  * - concurrency: requests in flight; released when the response is handed over.
+ *
+ * Window counters and quotas pass their limit to `increment`, so that a batching store
+ * (Hazelcast in `batched` mode) can size the blocks of counts it takes; the exact log and
+ * concurrency do not, as they need every count exact.
  */
 import { DURABLE_PREFIX, type Store } from "../../store/types.ts";
 import type { CalendarPeriod } from "./calendar.ts";
@@ -53,7 +57,7 @@ export function fixedWindow(limit: number, windowMs: number): Limiter {
     async check(counters, key, now) {
       const start = now - (now % windowMs);
       const left = start + windowMs - now;
-      const { count } = await counters.increment(`${key}@${start}`, 1, left);
+      const { count } = await counters.increment(`${key}@${start}`, 1, left, limit);
       return verdict(count <= limit, limit - count, left, left);
     },
   };
@@ -66,7 +70,7 @@ export function slidingWindowCounter(limit: number, windowMs: number): Limiter {
       const start = now - (now % windowMs);
       const currentKey = `${key}@${start}`;
       // The current window's counter also serves as the previous one during the next window.
-      const { count } = await counters.increment(currentKey, 1, start + 2 * windowMs - now);
+      const { count } = await counters.increment(currentKey, 1, start + 2 * windowMs - now, limit);
       const previous = await counters.count(`${key}@${start - windowMs}`);
       const overlap = 1 - (now - start) / windowMs;
       const estimate = previous * overlap + count;
@@ -159,7 +163,7 @@ export function calendarQuota(limit: number, period: CalendarPeriod): Limiter {
       const { start, end } = period.boundsAt(now);
       const durableKey = `${DURABLE_PREFIX}${key}@${start}`;
       const left = end - now;
-      const { count } = await counters.increment(durableKey, 1, left);
+      const { count } = await counters.increment(durableKey, 1, left, limit);
       if (count <= limit) return verdict(true, limit - count, left, 0, () => counters.increment(durableKey, -1, left));
       // A refused request does not use up quota.
       await counters.increment(durableKey, -1, left);
