@@ -7,6 +7,8 @@
  * - `GET /status`: version, uptime, workers, config generation, request counts.
  * - `POST /reload`: reload the config file now (same as SIGHUP); 200 or 422 with errors.
  * - `GET /metrics`: Prometheus text format, merged over every worker (404 when disabled).
+ * - `GET /upstreams`: every http upstream's targets with their node-wide state (healthy,
+ *   ejected, circuit breaker, requests in flight).
  */
 import type { Server } from "bun";
 import { problem } from "../core/problem.ts";
@@ -25,6 +27,8 @@ export interface AdminSource {
   reload(reason: string, actor?: AuditActor): Promise<{ ok: boolean; errors: string[]; generation: number }>;
   /** The node's metrics in the Prometheus text format; null when disabled. */
   metrics?(): Promise<string | null>;
+  /** The upstreams and the node-wide state of their targets. */
+  upstreams?(): unknown;
 }
 
 /** Starts the admin listener. */
@@ -56,6 +60,8 @@ export function startAdmin(address: string, port: number, source: AdminSource): 
           if (text === null) return problem({ status: 404, kind: "no-route", detail: "Metrics are disabled (observability.metrics.enabled).", requestId });
           return new Response(text, { headers: { "content-type": EXPOSITION_CONTENT_TYPE } });
         }
+        case "GET /upstreams":
+          return Response.json(source.upstreams ? source.upstreams() : { upstreams: {} });
         default:
           return problem({ status: 404, kind: "no-route", detail: `The admin API has no ${route}.`, requestId });
       }

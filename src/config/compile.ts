@@ -20,8 +20,8 @@ import { Router, type RouteSpec } from "../router/router.ts";
 import { createSplit } from "../router/split.ts";
 import type { CompiledRoute, Limits, Rewrite, Timeouts } from "../router/types.ts";
 import { ConcurrencyLimiter, type ConcurrencyConfig } from "../upstream/concurrency.ts";
-import { createTargetPicker } from "../upstream/targets.ts";
-import type { CompiledUpstream, Target } from "../upstream/types.ts";
+import { compileHttpUpstream } from "../upstream/config.ts";
+import type { CompiledUpstream } from "../upstream/types.ts";
 import { compileStoreSettings, processStores, type StoreSettings } from "../store/index.ts";
 import type { CompiledListener, RuntimeGraph } from "./graph.ts";
 import { compileClientCertificates, compileUpstreamTls, readPem, type UpstreamTls } from "./pem.ts";
@@ -282,43 +282,21 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
   const timeouts = compileTimeouts(config.timeouts, {}, [...path, "timeouts"], fail);
   if (config.type === "mock") {
     if (config.targets) fail([...path, "targets"], "a mock upstream has no targets");
+    for (const key of ["balancer", "hash_key", "failure_statuses", "health_check", "circuit_breaker", "retries"] as const) {
+      if (config[key] !== undefined) fail([...path, key], `a mock upstream has no ${key} (it has no targets)`);
+    }
     const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
     return { kind: "mock", name, mock: compileMock(config.mock ?? {}), timeouts, concurrency };
   }
   if (config.mock) fail([...path, "mock"], 'mock settings need `type: mock`');
-  if (!config.targets || config.targets.length === 0) {
-    fail(path, 'an http upstream needs `targets` (or set `type: mock`)');
-    return null;
-  }
-  const targets: Target[] = [];
-  config.targets.forEach((entry, i) => {
-    const text = typeof entry === "string" ? entry : entry.url;
-    let url: URL;
-    try {
-      url = new URL(text);
-    } catch {
-      fail([...path, "targets", i], `"${text}" is not a valid URL`);
-      return;
-    }
-    if (url.search || url.hash || url.username) {
-      fail([...path, "targets", i], "a target URL has no query, fragment or credentials");
-      return;
-    }
-    targets.push({
-      origin: url.origin,
-      basePath: url.pathname === "/" ? "" : url.pathname.replace(/\/$/, ""),
-      host: url.host,
-      weight: typeof entry === "string" ? 1 : (entry.weight ?? 1),
-    });
-  });
-  if (targets.length === 0) return null;
   let tls: UpstreamTls | null = null;
   if (config.tls) {
     tls = compileUpstreamTls(config.tls, baseDir, [...path, "tls"], fail);
-    if (!targets.some((target) => target.origin.startsWith("https:"))) fail([...path, "tls"], "tls applies to https:// targets, and this upstream has none");
+    const https = (config.targets ?? []).some((entry) => (typeof entry === "string" ? entry : entry.url).startsWith("https:"));
+    if (!https) fail([...path, "tls"], "tls applies to https:// targets, and this upstream has none");
   }
   const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);
-  return { kind: "http", name, targets, timeouts, concurrency, tls, pick: createTargetPicker(targets) };
+  return compileHttpUpstream(name, config, timeouts, concurrency, tls, path, fail);
 }
 
 /** A limiter for a schema-valid `concurrency` setting, or null without one. */

@@ -10,6 +10,7 @@ import { consumerHeadersSchema } from "../auth/consumer-headers.ts";
 import { consumersSchema } from "../auth/consumers.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { durationSchema, sizeSchema } from "../core/units.ts";
+import { targetSchema, trafficSchemaProperties } from "../upstream/config.ts";
 import { storeSchema } from "../store/index.ts";
 
 const NAME_PATTERN = "^[A-Za-z0-9][A-Za-z0-9_.-]*$";
@@ -226,25 +227,8 @@ export function buildConfigSchema(registry: PolicyRegistry): Record<string, unkn
           additionalProperties: false,
           properties: {
             type: { enum: ["http", "mock"], description: "http (default) forwards to targets; mock answers itself." },
-            targets: {
-              type: "array",
-              minItems: 1,
-              items: {
-                "x-expects": "a URL (http:// or https://) or {url, weight}",
-                anyOf: [
-                  { type: "string", pattern: "^https?://" },
-                  {
-                    type: "object",
-                    additionalProperties: false,
-                    required: ["url"],
-                    properties: {
-                      url: { type: "string", pattern: "^https?://" },
-                      weight: { type: "integer", minimum: 1, maximum: 1000 },
-                    },
-                  },
-                ],
-              },
-            },
+            targets: { type: "array", minItems: 1, items: targetSchema },
+            ...trafficSchemaProperties,
             mock,
             tls: {
               type: "object",

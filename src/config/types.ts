@@ -73,18 +73,16 @@ export interface TimeoutsConfig {
   total?: Duration;
 }
 
-export interface TargetConfig {
-  url: string;
-  weight?: number;
-}
+import type { TargetConfig, TrafficConfig } from "../upstream/config.ts";
+export type { TargetConfig };
 
 export type { ClientCertificatesConfig, UpstreamTlsConfig } from "./pem.ts";
 import type { ClientCertificatesConfig, UpstreamTlsConfig } from "./pem.ts";
 
-export interface UpstreamConfig {
+export interface UpstreamConfig extends TrafficConfig {
   tls?: UpstreamTlsConfig;
   type?: "http" | "mock";
-  targets?: (string | TargetConfig)[];
+  targets?: TargetConfig[];
   mock?: MockConfig;
   timeouts?: TimeoutsConfig;
   concurrency?: ConcurrencyConfig;

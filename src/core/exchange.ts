@@ -48,6 +48,8 @@ export interface Exchange {
   /** `performance.now()` when the upstream call started and when its headers arrived (0: not yet). */
   upstreamStartedAt: number;
   upstreamHeadersAt: number;
+  /** Retries made by the upstream pool (0 or absent: none). */
+  retries?: number;
   /** Who is calling, once an authentication policy identified the caller; null when anonymous. */
   consumer: Consumer | null;
   /**

@@ -142,7 +142,7 @@ function formatAccessLine(settings: AccessLogSettings, outcome: RequestOutcome, 
     line += `,"upstream_latency_ms":${took >= 0 ? milliseconds(took) : "null"}`;
   }
   if (f.latency_ms) line += `,"latency_ms":${milliseconds(now - outcome.startedAt)}`;
-  if (f.retries) line += `,"retries":0`;
+  if (f.retries) line += `,"retries":${exchange?.retries ?? 0}`;
   if (f.decisions) line += exchange?.decisions ? `,"decisions":${JSON.stringify(exchange.decisions)}` : `,"decisions":[]`;
   if (f.user_agent) line += `,"user_agent":${jsonOrNull(request.headers.get("user-agent"))}`;
   if (f.request_headers && settings.requestHeaders.length > 0) {

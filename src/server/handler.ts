@@ -17,7 +17,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { WorkerTelemetry } from "../observability/telemetry.ts";
 import type { CompiledRoute } from "../router/types.ts";
 import { acquireAll, releaseAfterBody } from "../upstream/concurrency.ts";
-import { forwardHttp } from "../upstream/forward.ts";
+import { proxyToUpstream } from "../upstream/proxy.ts";
 import { isWebSocketUpgrade, proxyWebSocket, upgradedSession } from "../upstream/websocket.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
@@ -249,9 +249,9 @@ async function callUpstream(exchange: Exchange, route: CompiledRoute): Promise<R
     const path = route.rewrite ? route.rewrite(exchange.url.pathname, exchange.params) : exchange.url.pathname;
     response = await answerMock(upstream.mock, exchange, path + exchange.url.search, exchange.upstreamHeaders);
   } else if (exchange.server && isWebSocketUpgrade(exchange.request)) {
-    response = await proxyWebSocket(exchange, route, upstream.pick(), exchange.server);
+    response = await proxyWebSocket(exchange, route, upstream.choose(exchange, null) ?? upstream.pick(), exchange.server);
   } else {
-    response = await forwardHttp(exchange, route, upstream.pick());
+    response = await proxyToUpstream(exchange, route, upstream);
   }
   if (route.responseHeaders) applyHeaderOps(response.headers, route.responseHeaders);
   return response;

@@ -21,6 +21,9 @@ import type { Logger } from "../observability/logger.ts";
 import { readMetricsConfig } from "../observability/metrics/config.ts";
 import { NodeMetrics, SCRAPE_TIMEOUT_MS } from "../observability/metrics/node-metrics.ts";
 import { createNodeMemory, type NodeMemory } from "../shared/index.ts";
+import { setUpstreamEventSink } from "../upstream/events.ts";
+import { ActiveHealthChecks } from "../upstream/health-check.ts";
+import { upstreamEventLogger, upstreamsStatus } from "../upstream/status.ts";
 import { restoreDurableCounters } from "../store/embedded/state-file.ts";
 import { VERSION } from "../version.ts";
 import type { FromWorker, ToWorker } from "./messages.ts";
@@ -110,6 +113,8 @@ class Supervisor {
   /** Worker snapshots, retired totals and the supervisor's own metrics. */
   readonly #metrics = new NodeMetrics();
   #scrapeId = 0;
+  /** Active health checks: probed here, once per node; the verdicts reach workers through shared memory. */
+  readonly #healthChecks = new ActiveHealthChecks();
   /** Node-wide shared memory, mapped by every worker (created before the first one starts). */
   #memory: NodeMemory | null = null;
 
@@ -118,6 +123,7 @@ class Supervisor {
     this.#log = options.log;
     this.#requestedWorkers = options.workers;
     this.#errorLog = options.errorLog ?? null;
+    setUpstreamEventSink(upstreamEventLogger(this.#log));
   }
 
   #workerCountFor(loaded: LoadedConfig): number {
@@ -166,7 +172,15 @@ class Supervisor {
     }
     // Removed however the supervisor ends (shutdown, failed start); workers that still run keep their mapping.
     process.on("exit", () => this.#memory?.remove());
-    if (graph.admin.enabled) {
+    // The first config was compiled before the shared memory existed (its size comes from
+    // the config): compile it again, so that its upstreams read their node-wide state there.
+    const bound = this.#load();
+    if (bound.ok) {
+      this.#loaded.graph.dispose();
+      this.#loaded = bound.loaded;
+      this.#text = bound.text;
+    }
+    if (this.#loaded.graph.admin.enabled) {
       try {
         this.#admin = startAdmin(graph.admin.address, graph.admin.port, this.#adminSource());
       } catch (error) {
@@ -184,6 +198,7 @@ class Supervisor {
     }
     this.#workers = started.workers;
     this.#started = true;
+    this.#healthChecks.apply(this.#loaded.graph.upstreams);
     if (graph.watch) this.#watch();
     this.#log.info("turnpike ready", {
       version: VERSION,
@@ -487,6 +502,7 @@ class Supervisor {
     this.#text = next.text;
     this.#generation = generation;
     this.#configureLogs();
+    this.#healthChecks.apply(next.loaded.graph.upstreams);
   }
 
   /** Writes the audit record of a reload (to the audit log of the config in force after it). */
@@ -584,6 +600,7 @@ class Supervisor {
       this.#log.warn("workers did not exit in time; killing them", { pids: [...this.#live].map((w) => w.process.pid) });
       for (const worker of this.#live) worker.process.kill("SIGKILL");
     }
+    this.#healthChecks.stop();
     this.#admin?.stop(true);
     this.#log.info("stopped", { reason });
     process.exit(0);
@@ -613,6 +630,7 @@ class Supervisor {
       workers: this.#workerCountFor(this.#loaded),
       generation: this.#generation,
       restarts: this.#restarts,
+      upstreams: this.#loaded.graph.upstreams,
     });
   }
 
@@ -638,6 +656,7 @@ class Supervisor {
       config: () => ({ value: this.#loaded.config, secrets: this.#loaded.secrets }),
       reload: (reason: string, actor?: AuditActor) => this.reload(reason, actor),
       metrics: () => this.#scrapeMetrics(),
+      upstreams: () => upstreamsStatus(this.#loaded.graph.upstreams),
     };
   }
 }

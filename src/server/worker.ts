@@ -15,6 +15,8 @@ import { RequestMetrics } from "../observability/metrics/request-metrics.ts";
 import { WorkerTelemetry } from "../observability/telemetry.ts";
 import { Tracing } from "../observability/tracing/tracing.ts";
 import { nodeTable } from "../shared/index.ts";
+import { setUpstreamEventSink } from "../upstream/events.ts";
+import { upstreamEventLogger } from "../upstream/status.ts";
 import { deliverFromBus, setBusTransport } from "../store/embedded/bus.ts";
 import { processStores } from "../store/index.ts";
 import { webSocketHandler } from "../upstream/websocket.ts";
@@ -42,6 +44,7 @@ export function runWorker(): void {
   process.on("SIGUSR1", () => reopenLogs());
   const errorLog = new ErrorLogOutput();
   const log = createLogger({ role: "worker", pid: process.pid }, errorLog.level, errorLog.write);
+  setUpstreamEventSink(upstreamEventLogger(log));
   const send = (message: FromWorker) => process.send?.(message);
   const loader = new ConfigLoader();
   // Telemetry parts (metrics, access log, tracing) are listed here once each.

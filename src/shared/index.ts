@@ -24,6 +24,8 @@
  *     table.readWord("breaker:orders")                // → number
  *     table.compareAndSetWord("breaker:orders", 0, 2, 0) // → true | false | FULL
  *     table.delete("breaker:orders")
+ *     // Raw block of BLOCK_WORDS int32 words for hot paths (looked up once, then Atomics).
+ *     const { words, offset } = table.block("upstream:api:target:http://10.0.0.5")!
  *
  * Limits: the table has a fixed number of slots (`DEFAULT_SLOTS`, 64 bytes each). A key
  * looks at most 64 slots from its hash; when all are live and unexpired the call returns
@@ -36,7 +38,7 @@ import { statSync } from "node:fs";
 import { createSharedFile, defaultSharedPath, mapSharedFile, removeSharedFile, SHARED_MEMORY_ENV } from "./memory.ts";
 import { SharedTable, tableBytes } from "./table.ts";
 
-export { FULL, SharedTable, type BoundedAdd, type CounterValue, type Full } from "./table.ts";
+export { BLOCK_WORDS, FULL, SharedTable, type BoundedAdd, type CounterValue, type Full } from "./table.ts";
 
 /** Slots of the node table: 65,536 × 64 bytes = 4 MiB (pages are used as they are touched). */
 export const DEFAULT_SLOTS = 65_536;

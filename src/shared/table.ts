@@ -7,6 +7,7 @@
  *     int64 [1]  64-bit hash of the key
  *     int64 [2]  expiry, ms since the epoch (0: never)
  *     int64 [3]  compare-and-set word
+ *     int32 [8..15] spare words of a block (`block`), zero when the slot is given to a key
  *
  * Keys are found by linear probing from their hash over at most MAX_PROBES slots. A slot
  * never becomes empty again: a deleted or expired slot stays live (so probe chains stay
@@ -36,6 +37,9 @@ const LAYOUT_VERSION = 1;
 const HEADER_WORDS = 16;
 const SLOT_WORDS = 16;
 const SLOT_BYTES = SLOT_WORDS * 4;
+/** Where a slot's spare words start, and how many there are (see `block`). */
+const BLOCK_OFFSET = 8;
+export const BLOCK_WORDS = SLOT_WORDS - BLOCK_OFFSET;
 
 const EMPTY = 0;
 const BUSY = 1;
@@ -150,6 +154,18 @@ export class SharedTable {
     return true;
   }
 
+  /**
+   * Raw words for hot paths: the BLOCK_WORDS spare int32 words of `key`'s slot (created,
+   * never expiring, all zero when absent), used with Atomics as
+   * `words[offset] .. words[offset + BLOCK_WORDS - 1]`. The same key gives the same words
+   * in every process. Looked up once (e.g. at config load); each later use costs one
+   * atomic operation, no hashing. Null when the table is full around the key.
+   */
+  block(key: string): { words: Int32Array; offset: number } | null {
+    const base = this.#slotFor(key, 0, Date.now(), true);
+    return base < 0 ? null : { words: this.#words, offset: base + BLOCK_OFFSET };
+  }
+
   /** Removes `key` (its slot becomes free for reuse). */
   delete(key: string): void {
     const base = this.#slotFor(key, 0, Date.now(), false);
@@ -244,6 +260,7 @@ export class SharedTable {
 
   /** Fills a slot held busy by this process and publishes it live. */
   #initialize(base: number, ttlMs: number, now: number): void {
+    for (let i = BLOCK_OFFSET; i < SLOT_WORDS; i++) Atomics.store(this.#words, base + i, 0);
     Atomics.store(this.#words, base + 1, 0);
     Atomics.store(this.#wide, (base >> 1) + 3, 0n);
     Atomics.store(this.#wide, (base >> 1) + 2, BigInt(ttlMs > 0 ? now + ttlMs : 0));

@@ -12,6 +12,11 @@
  * - `total`: the whole exchange, body included.
  *
  * A client that disconnects aborts the upstream call at any stage.
+ *
+ * With an `Attempt` (the upstream pool's retry loop), the forwarder also says why no
+ * response came (`failure`), sends a kept request body, and calls `onEnd` once when the
+ * exchange with the target is over (body finished, failed or dropped), which ends the
+ * target's in-flight count.
  */
 import type { Exchange } from "../core/exchange.ts";
 import { problem } from "../core/problem.ts";
@@ -33,6 +38,22 @@ class UpstreamTimeout extends Error {
 
 const lastResponseAt = new WeakMap<Target, number>();
 
+/** Why an attempt got no response: the connection failed, broke, or a timer expired. */
+export type AttemptFailure = "connect_failure" | "reset" | "timeout";
+
+/** One call to a target, as the retry loop sees it. */
+export interface Attempt {
+  /** The request body to send instead of `exchange.body` (kept for retries); undefined: `exchange.body`. */
+  body: Uint8Array | null | undefined;
+  /** Set by the forwarder when the answer is the gateway's own 502/504. */
+  failure: AttemptFailure | null;
+  /** Called once when the exchange with the target is over. */
+  onEnd: (() => void) | null;
+}
+
+/** Codes of a connection that could not be opened (nothing was sent). */
+const CONNECT_FAILURES = new Set(["ECONNREFUSED", "ConnectionRefused", "FailedToOpenSocket", "EHOSTUNREACH", "ENETUNREACH", "ENOTFOUND", "ConnectionTimedOut", "EAI_NONAME", "DNSResolutionFailed"]);
+
 /** Abort reason when the client disconnected before the exchange ended. */
 const CLIENT_GONE = new Error("the client went away");
 
@@ -43,7 +64,23 @@ function upstreamUrl(exchange: Exchange, route: CompiledRoute, target: Target): 
 }
 
 /** Forwards the exchange to `target` and returns the response to send to the client. */
-export async function forwardHttp(exchange: Exchange, route: CompiledRoute, target: Target): Promise<Response> {
+export async function forwardHttp(exchange: Exchange, route: CompiledRoute, target: Target, attempt: Attempt | null = null): Promise<Response> {
+  let ended = false;
+  const end = () => {
+    if (ended) return;
+    ended = true;
+    attempt?.onEnd?.();
+  };
+  try {
+    const response = await forward(exchange, route, target, attempt, end);
+    return response;
+  } catch (error) {
+    end();
+    throw error;
+  }
+}
+
+async function forward(exchange: Exchange, route: CompiledRoute, target: Target, attempt: Attempt | null, end: () => void): Promise<Response> {
   // Set before the connect probe, so that a target refused there counts as called.
   exchange.upstreamTarget = target.origin;
   const timeouts = route.timeouts;
@@ -55,8 +92,12 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
     const last = lastResponseAt.get(target);
     if (last === undefined || exchange.startedAt - last > COLD_AFTER_MS) {
       const failure = await probeConnect(target, timeouts.connect);
-      if (failure === "timeout") return timeoutProblem(exchange, new UpstreamTimeout("connect", timeouts.connect));
-      if (failure !== null) return unreachable(exchange, failure);
+      if (failure !== null) {
+        if (attempt) attempt.failure = "connect_failure";
+        end();
+        if (failure === "timeout") return timeoutProblem(exchange, new UpstreamTimeout("connect", timeouts.connect));
+        return unreachable(exchange, failure);
+      }
     }
   }
 
@@ -78,7 +119,7 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
     upstream = await fetch(upstreamUrl(exchange, route, target), {
       method: exchange.request.method,
       headers,
-      body: exchange.body,
+      body: attempt?.body !== undefined ? attempt.body : exchange.body,
       redirect: "manual",
       decompress: false,
       ...(route.upstream.kind === "http" && route.upstream.tls ? { tls: route.upstream.tls } : {}),
@@ -88,10 +129,16 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
   } catch (error) {
     if (headersTimer) clearTimeout(headersTimer);
     if (totalTimer) clearTimeout(totalTimer);
+    end();
     if (exchange.bodyFailure) return exchange.bodyFailure;
     const reason = controller.signal.reason;
-    if (reason instanceof UpstreamTimeout) return timeoutProblem(exchange, reason);
-    return unreachable(exchange, describeFetchError(error));
+    if (reason instanceof UpstreamTimeout) {
+      if (attempt) attempt.failure = "timeout";
+      return timeoutProblem(exchange, reason);
+    }
+    const code = describeFetchError(error);
+    if (attempt && reason !== CLIENT_GONE) attempt.failure = CONNECT_FAILURES.has(code) ? "connect_failure" : "reset";
+    return unreachable(exchange, code);
   }
   if (headersTimer) clearTimeout(headersTimer);
   exchange.upstreamHeadersAt = performance.now();
@@ -102,6 +149,7 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
   const body = upstream.body;
   if (body === null) {
     if (totalTimer) clearTimeout(totalTimer);
+    end();
     return new Response(null, init);
   }
 
@@ -116,16 +164,21 @@ export async function forwardHttp(exchange: Exchange, route: CompiledRoute, targ
       return new Response(bytes, init);
     } catch (error) {
       const reason = controller.signal.reason;
-      if (reason instanceof UpstreamTimeout) return timeoutProblem(exchange, reason);
+      if (reason instanceof UpstreamTimeout) {
+        if (attempt) attempt.failure = "timeout";
+        return timeoutProblem(exchange, reason);
+      }
+      if (attempt && reason !== CLIENT_GONE) attempt.failure = "reset";
       return unreachable(exchange, `upstream body failed: ${describeFetchError(error)}`);
     } finally {
       if (idleTimer) clearTimeout(idleTimer);
       if (totalTimer) clearTimeout(totalTimer);
+      end();
     }
   }
 
-  if (timeouts.idle <= 0 && totalTimer === null) return new Response(body, init);
-  return new Response(watchBody(body, controller, timeouts.idle, totalTimer), init);
+  if (timeouts.idle <= 0 && totalTimer === null && attempt?.onEnd == null) return new Response(body, init);
+  return new Response(watchBody(body, controller, timeouts.idle, totalTimer, end), init);
 }
 
 /**
@@ -142,6 +195,7 @@ function watchBody(
   controller: AbortController,
   idleMs: number,
   totalTimer: ReturnType<typeof setTimeout> | null,
+  onEnd: () => void,
 ): ReadableStream<Uint8Array> {
   const reader = body.getReader();
   let idleTimer: ReturnType<typeof setTimeout> | null = null;
@@ -158,6 +212,7 @@ function watchBody(
     readingSince = -1;
     if (idleTimer) clearTimeout(idleTimer);
     if (totalTimer) clearTimeout(totalTimer);
+    onEnd();
   };
   return new ReadableStream<Uint8Array>({
     async pull(out) {

@@ -1,10 +1,10 @@
 /**
  * Compiled upstreams: where a route's requests go.
  */
-import type { UpstreamTls } from "../config/pem.ts";
 import type { MockResponse } from "../core/mock.ts";
 import type { Timeouts } from "../router/types.ts";
 import type { ConcurrencyLimiter } from "./concurrency.ts";
+import type { HttpUpstream } from "./upstream.ts";
 
 /** One backend address, parsed once at load. */
 export interface Target {
@@ -17,16 +17,14 @@ export interface Target {
   weight: number;
 }
 
-/** An upstream: either forwarded to targets or answered by a mock. */
-export type CompiledUpstream =
-  | {
-      kind: "http";
-      name: string;
-      targets: Target[];
-      timeouts: Partial<Timeouts>;
-      concurrency: ConcurrencyLimiter | null;
-      /** TLS toward https targets (CA to verify them, client certificate to present); null: defaults. */
-      tls: UpstreamTls | null;
-      pick(): Target;
-    }
-  | { kind: "mock"; name: string; mock: MockResponse; timeouts: Partial<Timeouts>; concurrency: ConcurrencyLimiter | null };
+/** An upstream answered by a mock. */
+export interface MockUpstream {
+  kind: "mock";
+  name: string;
+  mock: MockResponse;
+  timeouts: Partial<Timeouts>;
+  concurrency: ConcurrencyLimiter | null;
+}
+
+/** An upstream: either forwarded to targets (with balancing, health and retries) or answered by a mock. */
+export type CompiledUpstream = HttpUpstream | MockUpstream;

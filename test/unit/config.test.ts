@@ -106,7 +106,7 @@ upstreams:
 routes: []
 `;
     expect(errorsOf(text)).toEqual([
-      "gw.yaml: upstreams.api.targets[0]: must be a URL (http:// or https://) or {url, weight} (line 5, col 9)",
+      "gw.yaml: upstreams.api.targets[0]: must be a URL (http:// or https://), host:port, or {url, weight, priority, backup} (line 5, col 9)",
       "gw.yaml: upstreams.api.targets[1].weight: must be >= 1 (line 6, col 46)",
     ]);
   });

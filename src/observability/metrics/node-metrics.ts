@@ -8,6 +8,7 @@
  * its last request; a killed worker's requests since its last snapshot are lost). A
  * worker that does not answer a scrape in time is counted from its last snapshot.
  */
+import type { CompiledUpstream } from "../../upstream/types.ts";
 import { VERSION } from "../../version.ts";
 import { renderExposition } from "./exposition.ts";
 import { cloneMerged, mergeSnapshot, type MergedMetrics } from "./merge.ts";
@@ -29,6 +30,8 @@ export interface NodeState {
   workers: number;
   generation: number;
   restarts: number;
+  /** The upstreams of the current config, whose node-wide target state is exported. */
+  upstreams?: ReadonlyMap<string, CompiledUpstream>;
 }
 
 /** The supervisor's side of metrics. */
@@ -117,6 +120,7 @@ export class NodeMetrics {
       rss.series(String(p.pid), p.role).set(p.residentBytes);
       cpu.series(String(p.pid), p.role).add(p.cpuSeconds);
     }
+    if (state.upstreams) addUpstreamState(registry, state.upstreams);
     return registry;
   }
 }
@@ -133,4 +137,32 @@ function countByStatusClass(family: MergedMetrics extends Map<string, infer F> ?
     if (statusClass) counts[statusClass] = (counts[statusClass] ?? 0) + value;
   }
   return counts;
+}
+
+/** Circuit states as gauge values. */
+const CIRCUIT_VALUES = { closed: 0, open: 1, half_open: 2 } as const;
+
+/**
+ * The node-wide state of every target, read from shared memory by the supervisor (so each
+ * target is counted once, not once per worker).
+ */
+function addUpstreamState(registry: Registry, upstreams: ReadonlyMap<string, CompiledUpstream>): void {
+  const labels = ["upstream", "target"];
+  const healthy = registry.gauge("turnpike_upstream_target_healthy", "1 when the active health check finds the target healthy (always 1 without active checks), else 0.", labels);
+  const ejected = registry.gauge("turnpike_upstream_target_ejected", "1 while passive checks (outlier detection) eject the target, else 0.", labels);
+  const available = registry.gauge("turnpike_upstream_target_available", "1 when the target would get requests now (healthy, not ejected, circuit not open).", labels);
+  const inFlight = registry.gauge("turnpike_upstream_target_in_flight", "Requests in flight to the target on the node.", labels);
+  const circuit = registry.gauge("turnpike_upstream_circuit_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open; target is empty for an upstream-wide breaker.", labels);
+  for (const [name, upstream] of upstreams) {
+    if (upstream.kind !== "http") continue;
+    const status = upstream.status();
+    if (status.circuit !== null) circuit.series(name, "").set(CIRCUIT_VALUES[status.circuit]);
+    for (const target of status.targets) {
+      healthy.series(name, target.url).set(target.healthy ? 1 : 0);
+      ejected.series(name, target.url).set(target.ejected ? 1 : 0);
+      available.series(name, target.url).set(target.available ? 1 : 0);
+      inFlight.series(name, target.url).set(target.in_flight);
+      if (target.circuit !== null) circuit.series(name, target.url).set(CIRCUIT_VALUES[target.circuit]);
+    }
+  }
 }

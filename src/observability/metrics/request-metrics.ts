@@ -51,6 +51,8 @@ interface RouteSeries {
   upstreamDuration: Series;
   requestBytes: Series;
   responseBytes: Series;
+  /** `turnpike_upstream_retries_total` of the route's upstream; made on first use. */
+  retries: Series | null;
   /** `turnpike_upstream_requests_total` by target origin: [response, error]; filled on first use. */
   upstream: Map<string, [Series, Series]>;
   upstreamName: string;
@@ -73,6 +75,7 @@ export class RequestMetrics implements TelemetryPart {
   readonly #requestBytes: Family;
   readonly #responseBytes: Family;
   readonly #upstreamRequests: Family;
+  readonly #upstreamRetries: Family;
   readonly #inFlight: Series;
   readonly #rateLimits: RateLimitMetrics;
   /** Route series by route object (old generations' routes keep theirs while in flight). */
@@ -93,6 +96,7 @@ export class RequestMetrics implements TelemetryPart {
       "Upstream calls by upstream and target; outcome is response (headers arrived) or error (no response: refused, reset, timeout).",
       ["upstream", "target", "outcome"],
     );
+    this.#upstreamRetries = r.counter("turnpike_upstream_retries_total", "Retries made to the targets of an upstream (calls after the first of a request).", ["upstream"]);
     this.#rateLimits = new RateLimitMetrics(r);
     this.#inFlight = r.gauge("turnpike_http_requests_in_flight", "Requests being handled (from routing until the response headers are ready).").series();
   }
@@ -125,6 +129,8 @@ export class RequestMetrics implements TelemetryPart {
     const counter = (series.requests[slot] ??= this.#requests.series(series.name, METHOD_CLASSES[(slot / 5) | 0]!, STATUS_CLASSES[statusClass]!));
     counter.values[0]!++;
     series.duration.observe((performance.now() - outcome.startedAt) / 1000);
+    const retries = exchange?.retries;
+    if (retries) (series.retries ??= this.#upstreamRetries.series(series.upstreamName)).values[0]! += retries;
     const target = exchange?.upstreamTarget;
     if (target) {
       let pair = series.upstream.get(target);
@@ -177,6 +183,7 @@ export class RequestMetrics implements TelemetryPart {
       requestBytes: this.#requestBytes.series(name),
       responseBytes: this.#responseBytes.series(name),
       upstream: new Map(),
+      retries: null,
       upstreamName,
     };
   }
