@@ -5,13 +5,16 @@
  * member: exact in strict mode, within the stated bound in batched mode, and through the
  * member's death and return.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, basics, freePort, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { hazelcastMissing, startMember, type Member } from "./helpers/hazelcast.ts";
 import { startLoad, type LoadSample } from "./helpers/load.ts";
+
+// Members and gateways are real processes: generous limits for a busy machine.
+setDefaultTimeout(120_000);
 
 const dir = mkdtempSync(join(tmpdir(), "turnpike-cluster-"));
 const running: Gateway[] = [];

@@ -3,13 +3,16 @@
  * the batched bound, values and messages, and what happens when the member goes away,
  * comes back, or is not there at start-up.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { resolve } from "node:path";
 import { createLogger, type Logger } from "../src/observability/logger.ts";
 import { createHazelcastStore, StoreUnavailableError, type HazelcastMode, type HazelcastStore } from "../src/store/hazelcast.ts";
 import { freePort } from "./helpers/gateway.ts";
 import { hazelcastMissing, startMember, type Member } from "./helpers/hazelcast.ts";
 import { storeSuite } from "./store-suite.ts";
+
+// Members and gateways are real processes: generous limits for a busy machine.
+setDefaultTimeout(120_000);
 
 const FIXTURE = resolve(import.meta.dir, "fixtures/hazelcast-increments.ts");
 
