@@ -219,11 +219,14 @@ routes:
       await member.restart();
       await waitFor("every worker to reconnect", () => gateways.every((g) => linesWith(g, "Hazelcast cluster reachable again; limits are shared across the cluster").length === 2), 60_000);
       const backAt = performance.now();
-      await Bun.sleep(1_000);
+      // Requests still waiting on the store when it came back finish first (each within
+      // the store's timeout); then every client must get a few more answers.
+      const countsAtBack = loads.map((l) => l.count());
+      await waitFor("answers after the member is back", () => loads.every((l, i) => l.count() >= countsAtBack[i]! + 10), 60_000);
       const samples = (await Promise.all(loads.map((l) => l.stop()))).map((list, i) => ({ path: i % 2 === 0 ? "/open" : "/closed", list }));
 
       const during = (path: string) => samples.filter((s) => s.path === path).flatMap((s) => s.list.filter((x) => x.startedAt > lossReportedAt && x.endedAt < downUntil));
-      const after = (path: string) => samples.filter((s) => s.path === path).flatMap((s) => s.list.filter((x) => x.startedAt > backAt + 200));
+      const after = (path: string) => samples.filter((s) => s.path === path).flatMap((s) => s.list.filter((x) => x.startedAt > backAt));
       // Fail open: served while the member was away; fail closed: 503 problem+json with Retry-After.
       expect(during("/open").length).toBeGreaterThan(0);
       expect(new Set(during("/open").map((x) => x.status))).toEqual(new Set([200]));
