@@ -61,6 +61,21 @@ describe("bench configs", () => {
     }
   });
 
+  test("the least-connections scenario: three targets on both proxies, least_conn on nginx, least_connections on Turnpike", () => {
+    const pool = [18091, 18092, 18093];
+    const upstream = upstreamConfig("/tmp/run", 18081, pool);
+    expect([...upstream.matchAll(/^\s*listen\s+(\S+);/gm)].map((m) => m[1])).toEqual(["127.0.0.1:18081", ...pool.map((p) => `127.0.0.1:${p}`)]);
+    const nginx = proxyConfig("/tmp/run", 18082, 18081, pool);
+    expect(nginx).toMatch(/upstream pool \{\s*least_conn;\s*server 127\.0\.0\.1:18091;\s*server 127\.0\.0\.1:18092;\s*server 127\.0\.0\.1:18093;\s*keepalive 64;/);
+    expect(nginx.match(/location = \/balanced \{([^}]*)\}/)?.[1]).toContain("proxy_pass http://pool;");
+    const result = new ConfigLoader().loadText(turnpikeConfig(18080, 19901, 18081, null, pool), "/tmp/bench.yaml");
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    const upstreamOfPool = result.loaded.graph.upstreams.get("pool");
+    expect(upstreamOfPool?.kind === "http" && upstreamOfPool.balancerName).toBe("least_connections");
+    expect(upstreamOfPool?.kind === "http" && upstreamOfPool.targets.map((t) => t.url)).toEqual(pool.map((p) => `http://127.0.0.1:${p}`));
+    result.loaded.graph.dispose();
+  });
+
   test("the reference proxy pools upstream connections as the issue asks", () => {
     const text = proxyConfig("/tmp/run", 18082, 18081);
     expect(text).toMatch(/upstream backend \{\s*server 127\.0\.0\.1:18081;\s*keepalive 64;/);

@@ -47,12 +47,16 @@ function httpCommon(dir: string, role: string): string {
 `;
 }
 
-/** Config of the upstream role: answers every request with UPSTREAM_BODY. */
-export function upstreamConfig(dir: string, port: number): string {
+/**
+ * Config of the upstream role: answers every request with UPSTREAM_BODY, on `port` and on
+ * each of `morePorts` (the targets of the balanced scenario: one process, several addresses).
+ */
+export function upstreamConfig(dir: string, port: number, morePorts: readonly number[] = []): string {
+  const listens = [port, ...morePorts].map((p) => `    listen 127.0.0.1:${p};`).join("\n");
   return `${common(dir, "upstream")}http {
 ${httpCommon(dir, "upstream")}
   server {
-    listen 127.0.0.1:${port};
+${listens}
     location / {
       default_type application/json;
       # Lets the harness check that a proxy really sent the policy header.
@@ -73,20 +77,32 @@ export function nginxAccessLogPath(dir: string): string {
  * Config of the reference proxy: `/plain` is a bare proxy_pass; `/policies` adds what
  * Turnpike's policy scenario does (a request header, a body size limit, a response header);
  * `/observability` is `/plain` with an access log to a file (nginx's counterpart of
- * Turnpike with metrics and an access log).
+ * Turnpike with metrics and an access log); `/balanced` is `proxy_pass` to an upstream of
+ * the targets `poolPorts` with `least_conn` (when given).
  */
-export function proxyConfig(dir: string, port: number, upstreamPort: number): string {
+export function proxyConfig(dir: string, port: number, upstreamPort: number, poolPorts: readonly number[] = []): string {
   const pass = `proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";`;
   return `${common(dir, "proxy")}http {
 ${httpCommon(dir, "proxy")}
+  limit_req_zone $binary_remote_addr zone=bench_rate:1m rate=1000000r/s;
   upstream backend {
     server 127.0.0.1:${upstreamPort};
     keepalive 64;
     keepalive_requests 1000000000;
   }
-  server {
+${
+    poolPorts.length === 0
+      ? ""
+      : `  upstream pool {
+    least_conn;
+${poolPorts.map((p) => `    server 127.0.0.1:${p};`).join("\n")}
+    keepalive 64;
+    keepalive_requests 1000000000;
+  }
+`
+  }  server {
     listen 127.0.0.1:${port};
     location = /plain {
       ${pass}
@@ -97,9 +113,16 @@ ${httpCommon(dir, "proxy")}
       proxy_set_header ${POLICY_REQUEST_HEADER} on;
       add_header cache-control no-store;
     }
+    location = /rate-limited {
+      limit_req zone=bench_rate burst=1000000 nodelay;
+      ${pass}
+    }
     location = /observability {
       access_log ${nginxAccessLogPath(dir)} combined;
       ${pass}
+    }
+    location = /balanced {
+      ${poolPorts.length === 0 ? "return 404;" : pass.replace("http://backend", "http://pool")}
     }
   }
 }

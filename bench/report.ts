@@ -73,8 +73,12 @@ export interface BenchResult {
    * the figure the product goal is stated in. Null unless both scenarios ran.
    */
   policyChainVsNginxPlain: number | null;
+  /** Turnpike CPU per request of the rate-limit scenario over plain's (goal ≤ 1.1); null when either did not run. */
+  rateLimitVsPlain?: number | null;
   /** The telemetry goal (observability / plain, Turnpike); null unless both scenarios ran. */
   observability?: ObservabilityVerdict | null;
+  /** The balancing goal (least-connections / plain, Turnpike); null unless both scenarios ran. */
+  leastConnections?: LeastConnectionsVerdict | null;
   /** Cluster-mode limits (Hazelcast store) against the plain route; empty unless they ran. */
   cluster?: ClusterVerdict[];
   warnings: string[];
@@ -147,6 +151,31 @@ export function clusterLines(verdicts: ClusterVerdict[]): string[] {
     ),
     "",
   ];
+}
+
+/** Most Turnpike CPU per request with least connections over three targets, relative to plain. */
+export const LEAST_CONNECTIONS_GOAL = 1.05;
+
+/** Least connections over three healthy targets against the plain single-target route. */
+export interface LeastConnectionsVerdict {
+  plainCpuPerRequest: number;
+  balancedCpuPerRequest: number;
+  /** balanced / plain, Turnpike; at most LEAST_CONNECTIONS_GOAL passes. */
+  ratio: number;
+  pass: boolean;
+  /** nginx's own least_conn / plain, for reference. */
+  nginxRatio: number;
+}
+
+export function leastConnectionsVerdict(plain: ScenarioResult, balanced: ScenarioResult): LeastConnectionsVerdict {
+  const ratio = balanced.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest;
+  return {
+    plainCpuPerRequest: plain.turnpike.cpu.proxy!.perRequest,
+    balancedCpuPerRequest: balanced.turnpike.cpu.proxy!.perRequest,
+    ratio,
+    pass: ratio <= LEAST_CONNECTIONS_GOAL,
+    nginxRatio: balanced.nginx.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest,
+  };
 }
 
 /** The goal: full metrics plus an access log to a file add at most this much CPU per request. */
@@ -327,11 +356,22 @@ export function toMarkdown(result: BenchResult): string {
     }
     lines.push("");
   }
+  if (result.rateLimitVsPlain !== undefined && result.rateLimitVsPlain !== null) {
+    lines.push(`Turnpike with a rate limit vs Turnpike plain, CPU per request: ${times(result.rateLimitVsPlain)} (goal ≤ 1.10×: ${result.rateLimitVsPlain <= 1.1 ? "PASS" : "FAIL"}).`, "");
+  }
   if (result.policyChainVsNginxPlain !== null) {
     lines.push(`Turnpike with the policy chain vs nginx's plain proxy, CPU per request: ${times(result.policyChainVsNginxPlain)}.`, "");
   }
   if (result.observability) lines.push(...observabilityLines(result.observability));
   if (result.cluster && result.cluster.length > 0) lines.push(...clusterLines(result.cluster));
+  if (result.leastConnections) {
+    const v = result.leastConnections;
+    lines.push(
+      `Least connections over three targets vs the plain route, Turnpike CPU per request: ${v.balancedCpuPerRequest.toFixed(1)} / ${v.plainCpuPerRequest.toFixed(1)} µs = ` +
+        `${v.ratio.toFixed(3)} (goal ≤ ${LEAST_CONNECTIONS_GOAL}: ${v.pass ? "PASS" : "FAIL"}); nginx least_conn / plain: ${v.nginxRatio.toFixed(3)}.`,
+      "",
+    );
+  }
   lines.push(`Turnpike supervisor CPU during the Turnpike runs: ${supervisor}.`, "");
   lines.push(
     `Memory: Turnpike worker ${mib(memory.turnpikeWorkerIdleRss)} MiB RSS idle (peak ${mib(memory.turnpikeWorkerPeakRss)} MiB after the runs), ` +

@@ -18,6 +18,7 @@ import { clockTicksPerSecond, memoryKiB, Processes } from "./processes.ts";
 import { startMember, type BenchMember } from "./hazelcast.ts";
 import {
   clusterVerdict,
+  leastConnectionsVerdict,
   observabilityVerdict,
   ratiosOf,
   toMarkdown,
@@ -43,6 +44,8 @@ interface Scenario {
   description: string;
   /** Response header both proxies must send back on this path (checked before loading). */
   expectResponseHeader: [string, string] | null;
+  /** Response header only Turnpike sends on this path (nginx has no counterpart), checked before loading. */
+  expectTurnpikeHeader?: [string, string];
   /** Whether the request header set by the policy must reach the upstream. */
   expectPolicyHeader: boolean;
   /** nginx's path when it differs from `path` (its counterpart location). */
@@ -92,6 +95,29 @@ const SCENARIOS: Scenario[] = [
     turnpike: "bare",
   },
   {
+    name: "least-connections",
+    path: "/balanced",
+    description:
+      "GET balanced by least connections over three healthy targets (three addresses of the upstream nginx). " +
+      "nginx: an upstream block with `least_conn`; Turnpike: `balancer: least_connections` (node-wide in-flight counts in shared memory). " +
+      "The goal compares Turnpike's CPU per request here with its plain route.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "bare",
+  },
+  {
+    name: "rate-limit",
+    path: "/rate-limited",
+    description:
+      "GET through a rate limit per client address that never refuses (10^9 per second), counted in node shared memory, " +
+      "with the RateLimit/RateLimit-Policy headers on every answer. nginx: limit_req per $binary_remote_addr (10^6 r/s, nodelay). " +
+      "Its Turnpike CPU per request is compared with plain's (goal ≤ 1.1×).",
+    expectResponseHeader: null,
+    expectTurnpikeHeader: ["ratelimit-policy", '"1000000000-per-1s";q=1000000000;w=1'],
+    expectPolicyHeader: false,
+    turnpike: "bare",
+  },
+  {
     name: "hazelcast-strict",
     path: "/limited",
     nginxPath: "/plain",
@@ -137,6 +163,10 @@ async function checkAnswer(proxy: string, url: string, scenario: Scenario): Prom
   if (!scenario.expectPolicyHeader && echoed !== null) problems.push(`the upstream got ${POLICY_REQUEST_HEADER} on a plain route`);
   if (scenario.expectResponseHeader) {
     const [name, value] = scenario.expectResponseHeader;
+    if (response.headers.get(name) !== value) problems.push(`response header ${name} is ${response.headers.get(name)}, not ${value}`);
+  }
+  if (scenario.expectTurnpikeHeader && proxy === "Turnpike") {
+    const [name, value] = scenario.expectTurnpikeHeader;
     if (response.headers.get(name) !== value) problems.push(`response header ${name} is ${response.headers.get(name)}, not ${value}`);
   }
   if (problems.length > 0) throw new Error(`${proxy} ${url} does not answer as expected: ${problems.join("; ")}`);
@@ -220,10 +250,11 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   const scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.name));
   const withTelemetry = scenarios.some((s) => s.turnpike === "telemetry");
   const ports = { upstream: freePort(), nginx: freePort(), turnpike: freePort(), admin: freePort(), telemetry: freePort(), telemetryAdmin: freePort() };
+  const poolPorts = [freePort(), freePort(), freePort()];
   console.log(`Starting the upstream, nginx and Turnpike (temp files in ${dir})`);
-  const upstream = await startNginx(tools.nginx, processes, dir, "upstream", ports.upstream, upstreamConfig(dir, ports.upstream), "/");
-  const nginx = await startNginx(tools.nginx, processes, dir, "proxy", ports.nginx, proxyConfig(dir, ports.nginx, ports.upstream), "/plain");
-  const turnpike = await startTurnpike(BINARY, processes, dir, { port: ports.turnpike, adminPort: ports.admin, upstreamPort: ports.upstream });
+  const upstream = await startNginx(tools.nginx, processes, dir, "upstream", ports.upstream, upstreamConfig(dir, ports.upstream, poolPorts), "/");
+  const nginx = await startNginx(tools.nginx, processes, dir, "proxy", ports.nginx, proxyConfig(dir, ports.nginx, ports.upstream, poolPorts), "/plain");
+  const turnpike = await startTurnpike(BINARY, processes, dir, { port: ports.turnpike, adminPort: ports.admin, upstreamPort: ports.upstream, poolPorts });
   const accessLogPath = join(dir, "turnpike-access.log");
   let telemetry: TurnpikeProcess | null = null;
   if (withTelemetry) {
@@ -367,6 +398,8 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   const plain = results.find((r) => r.name === "plain");
   const policies = results.find((r) => r.name === "policies");
   const withLogs = results.find((r) => r.name === "observability");
+  const balanced = results.find((r) => r.name === "least-connections");
+  const rateLimited = results.find((r) => r.name === "rate-limit");
   const accessLog: AccessLogCheck | null = withLogs
     ? {
         path: "turnpike-access.log in the run's temp folder",
@@ -422,8 +455,10 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     },
     scenarios: results,
     policyChainVsNginxPlain: plain && policies ? policies.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
+    rateLimitVsPlain: plain && rateLimited ? rateLimited.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest : null,
     observability: plain && withLogs ? observabilityVerdict(plain, withLogs, accessLog!, scrapes) : null,
     cluster,
+    leastConnections: plain && balanced ? leastConnectionsVerdict(plain, balanced) : null,
     warnings,
   };
 }

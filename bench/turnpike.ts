@@ -12,26 +12,17 @@ import { waitUntil } from "./wait.ts";
 /**
  * The config: `/plain` forwards with no policy; `/policies` runs a typical chain (a
  * `headers` policy setting a request header, `request-size-limit`, and route-level
- * `response_headers`), the same work nginx's `/policies` location does.
+ * `response_headers`), the same work nginx's `/policies` location does; `/balanced`
+ * forwards with least connections over the targets `poolPorts` (when given).
  */
 export function turnpikeConfig(
   port: number,
   adminPort: number,
   upstreamPort: number,
   telemetry: Telemetry | null = null,
+  poolPorts: readonly number[] = [],
   cluster: ClusterStore | null = null,
 ): string {
-  // Without telemetry the worker neither counts nor logs: \`plain\` is the bare cost.
-  const observability = telemetry
-    ? `observability:
-  metrics: { enabled: true }
-  access_log:
-    enabled: true
-    path: ${JSON.stringify(telemetry.accessLogPath)}
-`
-    : `observability:
-  metrics: { enabled: false }
-`;
   // Cluster mode: a rate limit far above the load on `/limited`, counted through the member.
   const store = cluster
     ? `store:
@@ -50,6 +41,17 @@ export function turnpikeConfig(
           limits: [{ requests: 1000000000, window: 1h }]
 `
     : "";
+  // Without telemetry the worker neither counts nor logs: \`plain\` is the bare cost.
+  const observability = telemetry
+    ? `observability:
+  metrics: { enabled: true }
+  access_log:
+    enabled: true
+    path: ${JSON.stringify(telemetry.accessLogPath)}
+`
+    : `observability:
+  metrics: { enabled: false }
+`;
   return `# Written by Turnpike's bench/run.ts; removed after the run.
 listeners:
   - name: bench
@@ -63,7 +65,14 @@ server:
 ${observability}${store}upstreams:
   backend:
     targets: [http://127.0.0.1:${upstreamPort}]
-routes:
+${
+    poolPorts.length === 0
+      ? ""
+      : `  pool:
+    balancer: least_connections
+    targets: [${poolPorts.map((p) => `http://127.0.0.1:${p}`).join(", ")}]
+`
+  }routes:
   - name: plain
     match: { paths: [/plain] }
     upstream: backend
@@ -77,7 +86,22 @@ routes:
         config: { request: { set: { ${POLICY_REQUEST_HEADER}: "on" } } }
       - type: request-size-limit
         config: { max_body_size: 1MiB }
-${limited}`;
+  - name: rate-limited
+    match: { paths: [/rate-limited] }
+    upstream: backend
+    policies:
+      - type: rate-limit
+        config:
+          key: client_ip
+          limits: [{ requests: 1000000000, window: 1s }]
+${
+    poolPorts.length === 0
+      ? ""
+      : `  - name: balanced
+    match: { paths: [/balanced] }
+    upstream: pool
+`
+  }${limited}`;
 }
 
 /** The cluster store of a Turnpike in the hazelcast scenarios. */
@@ -108,14 +132,14 @@ export async function startTurnpike(
   binary: string,
   processes: Processes,
   dir: string,
-  ports: { port: number; adminPort: number; upstreamPort: number },
+  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[] },
   name = "turnpike",
   telemetry: Telemetry | null = null,
   cluster: ClusterStore | null = null,
 ): Promise<TurnpikeProcess> {
   const configPath = join(dir, `${name}.yaml`);
   const log = join(dir, `${name}.log`);
-  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, cluster));
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? [], cluster));
   // The bench must not inherit a role or log level meant for something else.
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {

@@ -78,6 +78,8 @@ describe("retries", () => {
     const retried = lines.filter((line) => line.retries === 1);
     expect(retried.length).toBeGreaterThanOrEqual(3);
     expect(lines.every((line) => line.retries <= 1 && line.upstream === ok.url)).toBe(true);
+    const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
+    expect(metrics).toContain(`turnpike_upstream_retries_total{upstream="api"} ${retried.length}`);
     await gateway.stop();
   });
 
@@ -310,6 +312,30 @@ describe("node-wide state with two workers", () => {
     expect(holding.seen.length).toBe(1);
     release();
     await Promise.all(pending);
+    await gateway.stop();
+  });
+
+  test("a worker killed mid-request: the node-wide in-flight counts it held are released", async () => {
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    const holding = upstream(async () => {
+      await held;
+      return new Response("held");
+    });
+    const gateway = await start(`    balancer: least_connections\n    targets: [${holding.url}]\n`);
+    const inFlight = async () => {
+      const view = (await (await fetch(`${gateway.adminUrl}/upstreams`)).json()) as { upstreams: { api: { targets: { in_flight: number }[] } } };
+      return view.upstreams.api.targets[0]!.in_flight;
+    };
+    const pending = Array.from({ length: 3 }, () => get(gateway).catch((error: Error) => error));
+    await waitFor("3 in flight", async () => (await inFlight()) === 3);
+    const status = (await (await fetch(`${gateway.adminUrl}/status`)).json()) as { workers: { pid: number }[] };
+    process.kill(status.workers[0]!.pid, "SIGKILL");
+    await waitFor("the counts released", async () => (await inFlight()) === 0);
+    for (const outcome of await Promise.all(pending)) expect(outcome instanceof Error || (outcome as { status: number }).status >= 500).toBe(true);
+    expect(gateway.logs()).toContain('"msg":"a worker exited with upstream requests in flight; their counts were released"');
+    release();
+    await waitFor("the replacement serving", async () => (await get(gateway).catch(() => ({ body: "" }))).body === "held");
     await gateway.stop();
   });
 });

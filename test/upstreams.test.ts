@@ -247,3 +247,32 @@ describe("GET /upstreams and metrics", () => {
     await gateway.stop();
   });
 });
+
+describe("reloads", () => {
+  test("checks added by a reload start probing; removed ones give their verdict up", async () => {
+    const live = named("live");
+    const closed = freePort();
+    const config = (checks: string) => (ports: { port: number; adminPort: number; port2: number }) => `${basics(ports)}
+upstreams:
+  api:
+    targets: [${live.url}, "127.0.0.1:${closed}"]
+${checks}
+routes:
+  - name: all
+    match: { paths: ["/*"] }
+    upstream: api
+`;
+    const gateway = await startGateway(config(""), { workers: 2 });
+    running.push(gateway);
+    expect((await upstreamView(gateway)).targets.map((t) => t.healthy)).toEqual([true, true]);
+    gateway.writeConfig(config("    health_check:\n      active: { type: tcp, interval: 200ms, timeout: 100ms, unhealthy_threshold: 1 }\n")(gateway.ports));
+    expect(await gateway.reload()).toBe("reloaded");
+    await waitFor("the closed port unhealthy", async () => (await upstreamView(gateway)).targets[1]!.healthy === false);
+    expect(tally(await bodies(gateway, 4))).toEqual({ "200 live": 4 });
+    gateway.writeConfig(config("")(gateway.ports));
+    expect(await gateway.reload()).toBe("reloaded");
+    await waitFor("the verdict given up", async () => (await upstreamView(gateway)).targets[1]!.healthy === true);
+    expect(gateway.logs()).toContain('"reason":"active health checks are no longer configured"');
+    await gateway.stop();
+  });
+});

@@ -288,6 +288,7 @@ class Supervisor {
 
   #onExit(handle: WorkerHandle, exitCode: number | null, signalCode: string | null): void {
     this.#live.delete(handle);
+    this.#releaseInFlight(handle.process.pid);
     // Requests the worker still had in flight are gone: give their node-wide slots back.
     for (const limiter of this.#loaded.graph.concurrencyLimiters) limiter.slots.reclaim?.(handle.process.pid);
     this.#metrics.workerExited(handle.process.pid);
@@ -314,6 +315,15 @@ class Supervisor {
       restart_in_ms: delay,
     });
     this.#respawnLater(handle, index, delay);
+  }
+
+  /** Requests a worker that exited still counted in flight to upstream targets are taken out of the node-wide counts. */
+  #releaseInFlight(pid: number): void {
+    let released = 0;
+    for (const upstream of this.#loaded.graph.upstreams.values()) {
+      if (upstream.kind === "http") released += upstream.releaseInFlightOf(pid);
+    }
+    if (released !== 0) this.#log.warn("a worker exited with upstream requests in flight; their counts were released", { pid, requests: released });
   }
 
   /** Starts a replacement for the dead worker in `index` after `delay` ms; retries if spawning fails. */

@@ -2,12 +2,17 @@
  * A fixed-size hash table of slots in memory shared by processes (see ./index.ts for the
  * API summary). Every slot is 64 bytes:
  *
- *     int32 [0]  state: 0 empty, 1 busy (being claimed or reset), 2 live
- *     int32 [1]  counter value (Atomics.add)
- *     int64 [1]  64-bit hash of the key
- *     int64 [2]  expiry, ms since the epoch (0: never)
- *     int64 [3]  compare-and-set word
- *     int32 [8..15] spare words of a block (`block`), zero when the slot is given to a key
+ *     int32   [0]    state: 0 empty, 1 busy (being claimed or reset), 2 live
+ *     int32   [1]    counter value (Atomics.add)
+ *     int32   [2..3] 64-bit hash of the key (two 32-bit xxHash32 with different seeds)
+ *     float64 [2]    expiry, ms since the epoch (0: never)
+ *     int64   [3]    compare-and-set word (Atomics.compareExchange)
+ *     int32   [8..15] spare words of a block (`block`), zero when the slot is given to a key
+ *
+ * The hot path (counters) uses no BigInt: the expiry is a float64 written only while the
+ * slot is held busy (or by a successful compare-and-set), read without a lock; aligned
+ * 8-byte accesses are single loads and stores on x86-64 and arm64, and the state word's
+ * atomic store orders them.
  *
  * Keys are found by linear probing from their hash over at most MAX_PROBES slots. A slot
  * never becomes empty again: a deleted or expired slot stays live (so probe chains stay
@@ -32,7 +37,7 @@ export interface BoundedAdd extends CounterValue {
 }
 
 const MAGIC = 0x54504b53; // "TPKS"
-const LAYOUT_VERSION = 1;
+const LAYOUT_VERSION = 2;
 /** Header words before the first slot (64 bytes). */
 const HEADER_WORDS = 16;
 const SLOT_WORDS = 16;
@@ -49,6 +54,9 @@ const LIVE = 2;
 const MAX_PROBES = 64;
 /** A slot busy longer than this belongs to a process that died while holding it. */
 const STALE_BUSY_MS = 100;
+/** Seeds of the two 32-bit hashes that make a key's 64-bit hash. */
+const HIGH_SEED = 0x2545f491;
+const LOW_SEED = 0x9e3779b9;
 /** Bound on compare-and-set retries under contention. */
 const MAX_RETRIES = 10_000;
 
@@ -67,8 +75,8 @@ function roundUpToPowerOfTwo(n: number): number {
 export class SharedTable {
   readonly #words: Int32Array;
   readonly #wide: BigInt64Array;
+  readonly #float: Float64Array;
   readonly #mask: number;
-  readonly #bigMask: bigint;
   /** Number of slots. */
   readonly slots: number;
 
@@ -79,6 +87,7 @@ export class SharedTable {
   constructor(buffer: ArrayBuffer | SharedArrayBuffer, initialize: boolean) {
     this.#words = new Int32Array(buffer);
     this.#wide = new BigInt64Array(buffer);
+    this.#float = new Float64Array(buffer);
     if (initialize) {
       const slots = roundUpToPowerOfTwo(Math.floor((buffer.byteLength - HEADER_WORDS * 4) / SLOT_BYTES));
       if (tableBytes(slots) > buffer.byteLength) throw new Error("shared table: buffer too small");
@@ -92,7 +101,6 @@ export class SharedTable {
     this.slots = this.#words[2]!;
     if (tableBytes(this.slots) > buffer.byteLength) throw new Error("shared table: header names more slots than the memory holds");
     this.#mask = this.slots - 1;
-    this.#bigMask = BigInt(this.#mask);
   }
 
   /**
@@ -103,7 +111,7 @@ export class SharedTable {
     const base = this.#slotFor(key, ttlMs, now, true);
     if (base < 0) return FULL;
     const value = Atomics.add(this.#words, base + 1, delta) + delta;
-    return { value, expiresAt: Number(this.#wide[(base >> 1) + 2]) };
+    return { value, expiresAt: this.#float[(base >> 1) + 2]! };
   }
 
   /**
@@ -114,7 +122,7 @@ export class SharedTable {
     const base = this.#slotFor(key, ttlMs, now, true);
     if (base < 0) return FULL;
     const words = this.#words;
-    const expiresAt = Number(this.#wide[(base >> 1) + 2]);
+    const expiresAt = this.#float[(base >> 1) + 2]!;
     for (let i = 0; i < MAX_RETRIES; i++) {
       const current = Atomics.load(words, base + 1);
       if (current + delta > limit) return { admitted: false, value: current, expiresAt };
@@ -129,7 +137,7 @@ export class SharedTable {
   read(key: string, now = Date.now()): CounterValue | undefined {
     const base = this.#slotFor(key, 0, now, false);
     if (base < 0) return undefined;
-    return { value: Atomics.load(this.#words, base + 1), expiresAt: Number(this.#wide[(base >> 1) + 2]) };
+    return { value: Atomics.load(this.#words, base + 1), expiresAt: this.#float[(base >> 1) + 2]! };
   }
 
   /** The compare-and-set word of `key`: 0 when absent or expired. */
@@ -150,7 +158,7 @@ export class SharedTable {
     const index = (base >> 1) + 3;
     const want = BigInt(expected);
     if (Atomics.compareExchange(this.#wide, index, want, BigInt(next)) !== want) return false;
-    if (ttlMs > 0) Atomics.store(this.#wide, (base >> 1) + 2, BigInt(now + ttlMs));
+    if (ttlMs > 0) this.#float[(base >> 1) + 2] = now + ttlMs;
     return true;
   }
 
@@ -171,7 +179,7 @@ export class SharedTable {
     const base = this.#slotFor(key, 0, Date.now(), false);
     if (base < 0) return;
     if (!this.#lock(base)) return;
-    Atomics.store(this.#wide, (base >> 1) + 2, 1n);
+    this.#float[(base >> 1) + 2] = 1;
     Atomics.store(this.#words, base, LIVE);
   }
 
@@ -181,7 +189,7 @@ export class SharedTable {
     for (let slot = 0; slot < this.slots; slot++) {
       const base = HEADER_WORDS + slot * SLOT_WORDS;
       if (Atomics.load(this.#words, base) === EMPTY) continue;
-      const expiresAt = Number(this.#wide[(base >> 1) + 2]);
+      const expiresAt = this.#float[(base >> 1) + 2]!;
       if (expiresAt === 0 || expiresAt > now) count++;
     }
     return count;
@@ -193,11 +201,10 @@ export class SharedTable {
    * (value and word 0, expiry `now + ttlMs`, 0: never).
    */
   #slotFor(key: string, ttlMs: number, now: number, create: boolean): number {
-    const hash = Bun.hash(key) as bigint;
-    const stored = BigInt.asIntN(64, hash);
-    const start = Number(hash & this.#bigMask);
+    const high = Bun.hash.xxHash32(key, HIGH_SEED) | 0;
+    const low = Bun.hash.xxHash32(key, LOW_SEED) | 0;
+    const start = low & this.#mask;
     const words = this.#words;
-    const wide = this.#wide;
     for (let attempt = 0; attempt < 8; attempt++) {
       let reusable = -1;
       let base = -1;
@@ -210,27 +217,28 @@ export class SharedTable {
           empty = slotBase;
           break;
         }
-        if (wide[(slotBase >> 1) + 1] === stored) {
+        if (words[slotBase + 2] === high && words[slotBase + 3] === low) {
           base = slotBase;
           break;
         }
-        if (reusable < 0 && isExpired(Number(wide[(slotBase >> 1) + 2]), now)) reusable = slotBase;
+        if (reusable < 0 && isExpired(this.#float[(slotBase >> 1) + 2]!, now)) reusable = slotBase;
       }
       if (base >= 0) {
-        if (!isExpired(Number(wide[(base >> 1) + 2]), now)) return base;
+        if (!isExpired(this.#float[(base >> 1) + 2]!, now)) return base;
         if (!create) return -1;
         // Expired: start a new life for the same key.
-        if (this.#reset(base, stored, stored, ttlMs, now)) return base;
+        if (this.#reset(base, true, high, low, ttlMs, now)) return base;
         continue;
       }
       if (!create) return -1;
       if (reusable >= 0) {
-        if (this.#reset(reusable, null, stored, ttlMs, now)) return reusable;
+        if (this.#reset(reusable, false, high, low, ttlMs, now)) return reusable;
         continue;
       }
       if (empty >= 0) {
         if (Atomics.compareExchange(words, empty, EMPTY, BUSY) !== EMPTY) continue;
-        wide[(empty >> 1) + 1] = stored;
+        words[empty + 2] = high;
+        words[empty + 3] = low;
         this.#initialize(empty, ttlMs, now);
         return empty;
       }
@@ -240,20 +248,21 @@ export class SharedTable {
   }
 
   /**
-   * Locks a live, expired slot and gives it to `stored` (a fresh counter and word). With
-   * `owner`, only if the slot still belongs to that hash. False when someone else got there
-   * first (the caller looks again).
+   * Locks a live, expired slot and gives it to the key hashed `high`/`low` (a fresh counter
+   * and word). With `sameKey`, only if the slot still belongs to that key. False when someone
+   * else got there first (the caller looks again).
    */
-  #reset(base: number, owner: bigint | null, stored: bigint, ttlMs: number, now: number): boolean {
+  #reset(base: number, sameKey: boolean, high: number, low: number, ttlMs: number, now: number): boolean {
     if (!this.#lock(base)) return false;
-    const wide = this.#wide;
-    const stillExpired = isExpired(Number(wide[(base >> 1) + 2]), now);
-    const sameOwner = owner === null || wide[(base >> 1) + 1] === owner;
-    if (!stillExpired || !sameOwner) {
-      Atomics.store(this.#words, base, LIVE);
+    const words = this.#words;
+    const stillExpired = isExpired(this.#float[(base >> 1) + 2]!, now);
+    const stillOwned = !sameKey || (words[base + 2] === high && words[base + 3] === low);
+    if (!stillExpired || !stillOwned) {
+      Atomics.store(words, base, LIVE);
       return false;
     }
-    wide[(base >> 1) + 1] = stored;
+    words[base + 2] = high;
+    words[base + 3] = low;
     this.#initialize(base, ttlMs, now);
     return true;
   }
@@ -263,7 +272,7 @@ export class SharedTable {
     for (let i = BLOCK_OFFSET; i < SLOT_WORDS; i++) Atomics.store(this.#words, base + i, 0);
     Atomics.store(this.#words, base + 1, 0);
     Atomics.store(this.#wide, (base >> 1) + 3, 0n);
-    Atomics.store(this.#wide, (base >> 1) + 2, BigInt(ttlMs > 0 ? now + ttlMs : 0));
+    this.#float[(base >> 1) + 2] = ttlMs > 0 ? now + ttlMs : 0;
     Atomics.store(this.#words, base, LIVE);
   }
 
@@ -292,7 +301,7 @@ export class SharedTable {
       const now = performance.now();
       if (deadline === 0) deadline = now + STALE_BUSY_MS;
       else if (now > deadline) {
-        Atomics.store(this.#wide, (base >> 1) + 2, 1n);
+        this.#float[(base >> 1) + 2] = 1;
         Atomics.compareExchange(words, base, BUSY, LIVE);
       }
     }

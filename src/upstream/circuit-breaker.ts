@@ -5,7 +5,8 @@
  * requests) a ratio; timeouts and connection errors are failures. While open no request
  * is sent; after `openMs` the first process to notice moves it to half-open, where up to
  * `halfOpenRequests` trial requests go through: a successful trial closes the circuit, a
- * failed one opens it again.
+ * failed one opens it again. Trials that decide nothing within another `openMs` (their
+ * worker died) are given back, so a circuit cannot stay half-open for ever.
  *
  * State changes are compare-and-swap on shared cells, so every worker agrees, and only
  * the process that made a change reports it.
@@ -65,10 +66,18 @@ export class CircuitBreaker {
     if (state === BreakerState.closed) return true;
     if (state === BreakerState.open) {
       if (since(now, c[b + UNTIL]!) < 0) return false;
-      this.#toHalfOpen();
+      this.#toHalfOpen(now);
       return c[b + STATE] === BreakerState.halfOpen && c[b + TRIALS]! < this.settings.halfOpenRequests;
     }
-    if (state === BreakerState.halfOpen) return c[b + TRIALS]! < this.settings.halfOpenRequests;
+    if (state === BreakerState.halfOpen) {
+      const trials = c[b + TRIALS]!;
+      if (trials < this.settings.halfOpenRequests) return true;
+      // Every trial is taken and none decided within openMs: give them back.
+      const deadline = c[b + UNTIL]!;
+      if (since(now, deadline) < 0) return false;
+      if (Atomics.compareExchange(c, b + UNTIL, deadline, after(now, this.settings.openMs)) === deadline) Atomics.store(c, b + TRIALS, 0);
+      return c[b + TRIALS]! < this.settings.halfOpenRequests;
+    }
     return false;
   }
 
@@ -86,7 +95,8 @@ export class CircuitBreaker {
 
   /** Milliseconds until the circuit lets a trial through (0 when it does now). */
   retryAfterMs(now: number): number {
-    if (this.cells[this.base + STATE] !== BreakerState.open) return this.settings.openMs;
+    const state = this.cells[this.base + STATE];
+    if (state !== BreakerState.open && state !== BreakerState.halfOpen) return this.settings.openMs;
     return Math.max(0, -since(now, this.cells[this.base + UNTIL]!));
   }
 
@@ -138,11 +148,13 @@ export class CircuitBreaker {
     upstreamEvent("circuit opened", { ...this.labels, state: "open", reason, open_ms: this.settings.openMs });
   }
 
-  #toHalfOpen(): void {
+  #toHalfOpen(now: number): void {
     const c = this.cells;
     const b = this.base;
     if (Atomics.compareExchange(c, b + STATE, BreakerState.open, BreakerState.changing) !== BreakerState.open) return;
     Atomics.store(c, b + TRIALS, 0);
+    // While half-open, UNTIL is when undecided trials are given back.
+    Atomics.store(c, b + UNTIL, after(now, this.settings.openMs));
     Atomics.store(c, b + STATE, BreakerState.halfOpen);
     upstreamEvent("circuit half-open", { ...this.labels, state: "half_open", trials: this.settings.halfOpenRequests });
   }

@@ -17,6 +17,8 @@ export interface CellBlock {
 export interface NodeCells {
   /** The cells of `key` (zero when first reserved, at most BLOCK_WORDS); a private block when the table is full. */
   block(key: string, length: number): CellBlock;
+  /** Frees the cells of `key` (a block nobody will use again). */
+  release?(key: string): void;
 }
 
 /** Cells in the node's shared memory (a private table in a process without a supervisor). */
@@ -26,6 +28,9 @@ export const sharedCells: NodeCells = {
     const block = nodeTable().block(key);
     // A full table degrades to per-process state rather than failing the config.
     return block ? { cells: block.words, offset: block.offset } : { cells: new Int32Array(new SharedArrayBuffer(length * 4)), offset: 0 };
+  },
+  release(key) {
+    nodeTable().delete(key);
   },
 };
 
@@ -37,6 +42,9 @@ export function localCells(): NodeCells {
       let block = blocks.get(key);
       if (!block) blocks.set(key, (block = { cells: new Int32Array(new SharedArrayBuffer(length * 4)), offset: 0 }));
       return block;
+    },
+    release(key) {
+      blocks.delete(key);
     },
   };
 }

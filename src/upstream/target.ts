@@ -10,7 +10,7 @@ import type { BalancedTarget } from "./balancers/types.ts";
 import { Admission, BREAKER_CELLS, CircuitBreaker, type BreakerSettings } from "./circuit-breaker.ts";
 import { now32 } from "./clock.ts";
 import { upstreamEvent } from "./events.ts";
-import type { NodeCells } from "./node-cells.ts";
+import type { CellBlock, NodeCells } from "./node-cells.ts";
 import { OUTLIER_CELLS, OutlierDetector, type OutlierSettings } from "./outlier.ts";
 import type { Target } from "./types.ts";
 
@@ -43,6 +43,10 @@ export class TargetRuntime implements Target, BalancedTarget {
   readonly breaker: CircuitBreaker | null;
   readonly #cells: Int32Array;
   readonly #base: number;
+  /** This process's share of the in-flight count, given back by the supervisor if the process dies. */
+  readonly #mine: CellBlock;
+  readonly #key: string;
+  readonly #nodeCells: NodeCells;
   /** The cells that, all zero, mean "available": active health, ejection, breaker state. */
   readonly #ejectedCells: Int32Array;
   readonly #ejectedCell: number;
@@ -66,6 +70,9 @@ export class TargetRuntime implements Target, BalancedTarget {
     this.priority = spec.priority;
     const key = `upstream:${upstream}\ntarget:${spec.url}`;
     const own = cells.block(`${key}\nstate`, TARGET_CELLS);
+    this.#key = key;
+    this.#nodeCells = cells;
+    this.#mine = cells.block(inFlightKey(key, process.pid), 1);
     this.#cells = own.cells;
     this.#base = own.offset;
     const labels = { upstream, target: spec.url };
@@ -88,11 +95,27 @@ export class TargetRuntime implements Target, BalancedTarget {
   /** A request to this target starts. */
   begin(): void {
     Atomics.add(this.#cells, this.#base + IN_FLIGHT, 1);
+    Atomics.add(this.#mine.cells, this.#mine.offset, 1);
   }
 
   /** A request to this target ended (its response body finished, failed or was dropped). */
   end(): void {
     Atomics.sub(this.#cells, this.#base + IN_FLIGHT, 1);
+    Atomics.sub(this.#mine.cells, this.#mine.offset, 1);
+  }
+
+  /**
+   * Takes out of the node-wide in-flight count what process `pid` still counted (it
+   * ended, perhaps killed mid-request), so that least connections does not shun this
+   * target forever. Called by the supervisor when a worker exits.
+   */
+  releaseInFlightOf(pid: number): number {
+    const key = inFlightKey(this.#key, pid);
+    const theirs = this.#nodeCells.block(key, 1);
+    const left = Atomics.exchange(theirs.cells, theirs.offset, 0);
+    if (left !== 0) Atomics.sub(this.#cells, this.#base + IN_FLIGHT, left);
+    this.#nodeCells.release?.(key);
+    return left;
   }
 
   /** True when the active health check reports the target down. */
@@ -151,6 +174,11 @@ export class TargetRuntime implements Target, BalancedTarget {
   reportHealth(healthy: boolean, reason: string): void {
     upstreamEvent(healthy ? "target healthy" : "target unhealthy", { upstream: this.upstream, target: this.url, state: healthy ? "healthy" : "unhealthy", reason });
   }
+}
+
+/** Key of the cell counting one process's requests in flight to a target. */
+function inFlightKey(targetKey: string, pid: number): string {
+  return `${targetKey}\nin-flight-of:${pid}`;
 }
 
 /** A target's state as `GET /upstreams` shows it. */

@@ -135,6 +135,13 @@ export class HttpUpstream {
     return soonest;
   }
 
+  /** Gives back the in-flight counts a process that ended left behind (see TargetRuntime.releaseInFlightOf). */
+  releaseInFlightOf(pid: number): number {
+    let released = 0;
+    for (const target of this.targets) released += target.releaseInFlightOf(pid);
+    return released;
+  }
+
   /** The node-wide state of this upstream and its targets (reads only). */
   status(): UpstreamStatus {
     const now = now32();

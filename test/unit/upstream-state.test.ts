@@ -71,6 +71,17 @@ describe("circuit breaker", () => {
     expect(a.retryAfterMs(1630)).toBe(500);
   });
 
+  test("trials that never decide (their worker died) are given back after another open time", () => {
+    const [a, b] = pair();
+    for (const t of [1000, 1001, 1002]) a.record(Admission.normal, true, t);
+    expect(a.acquire(1600)).toBe(Admission.trial);
+    expect(a.acquire(1600)).toBe(Admission.trial);
+    expect(b.acquire(1700)).toBe(Admission.refused);
+    expect(b.acquire(2100)).toBe(Admission.trial);
+    b.record(Admission.trial, false, 2110);
+    expect(a.stateAt(2110)).toBe("closed");
+  });
+
   test("a failure ratio opens it once enough requests were seen", () => {
     const cells = new Int32Array(new SharedArrayBuffer(64));
     const breaker = new CircuitBreaker(cells, 0, { ...settings, failures: 0, failureRatio: 0.5, minRequests: 4 }, labels);

@@ -182,8 +182,6 @@ function policyItem(limit: LimitConfig, name: string): string {
   return `"${name}";q=${limit.requests};w=${seconds}`;
 }
 
-/** Per-request state kept for the completion hook (concurrency slots to give back). */
-const RELEASES = "rate-limit:releases";
 
 export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
   type: "rate-limit",
@@ -229,6 +227,10 @@ export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
     const legacy = headerMode === "legacy" || headerMode === "both";
     const policyHeader = config.limits.map((limit) => policyItem(limit, limitName(limit))).join(", ");
     const local = new LocalCounters();
+    // Per-request state of this policy (several rate-limit policies may see one request):
+    // the concurrency slots to give back on completion, the verdicts its headers report.
+    const RELEASES = `rate-limit:${id}:releases`;
+    const VERDICTS = `rate-limit:${id}:verdicts`;
     let store: Store | null = null;
     const getStore = () => (store ??= context.store());
 
@@ -266,7 +268,7 @@ export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
       for (const v of verdicts) if (v?.admitted && v.undo) void v.undo().catch(() => {});
     };
 
-    return {
+    const policy: Policy = {
       type: "rate-limit",
       async onRequest(exchange: Exchange) {
         const key = keyOf(exchange);
@@ -318,19 +320,39 @@ export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
             exchange.state.set(RELEASES, releases);
           }
         }
-        if (ietf || legacy) addHeaders((exchange.responseHeaders ??= new Headers()), verdicts);
+        if (ietf || legacy) exchange.state.set(VERDICTS, verdicts);
         if (delayMs > 0) {
           recordDecision(exchange, "rate-limit", "delayed");
           await Bun.sleep(delayMs);
         }
         return undefined;
       },
-      onComplete(exchange: Exchange) {
+    };
+    if (ietf || legacy) {
+      // Set on the response itself: cheaper than collecting them in exchange.responseHeaders.
+      policy.onResponse = (exchange: Exchange, response: Response) => {
+        const verdicts = exchange.state.get(VERDICTS) as (Verdict | undefined)[] | undefined;
+        if (!verdicts) return response;
+        try {
+          addHeaders(response.headers, verdicts);
+          return response;
+        } catch {
+          // Immutable headers (a fetch Response a policy returned): copy once.
+          const copy = new Response(response.body, { status: response.status, statusText: response.statusText, headers: new Headers(response.headers) });
+          addHeaders(copy.headers, verdicts);
+          return copy;
+        }
+      };
+    }
+    // Only concurrency limits need the completion hook; without one the request pays nothing for it.
+    if (limits.some((limit) => limit.limiter.releasesOnComplete)) {
+      policy.onComplete = (exchange: Exchange) => {
         const releases = exchange.state.get(RELEASES) as (() => Promise<unknown>)[] | undefined;
         if (!releases) return;
         exchange.state.delete(RELEASES);
         for (const release of releases) void release().catch(() => {});
-      },
-    };
+      };
+    }
+    return policy;
   },
 };
