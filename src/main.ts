@@ -15,6 +15,7 @@ import { formatError } from "./config/source.ts";
 import { ErrorLogOutput } from "./observability/error-log.ts";
 import { createLogger } from "./observability/logger.ts";
 import { runSupervisor } from "./server/supervisor.ts";
+import { SHARED_MEMORY_ENV } from "./shared/memory.ts";
 import { runWorker } from "./server/worker.ts";
 import { VERSION } from "./version.ts";
 
@@ -51,6 +52,9 @@ async function main(argv: string[]): Promise<void> {
     runWorker();
     return;
   }
+  // Only workers map a supervisor's shared memory; a name inherited from the environment
+  // (a gateway started by another one, a test runner) would point at someone else's file.
+  delete process.env[SHARED_MEMORY_ENV];
   if (argv[0] === "hash-key" || argv[0] === "hash-password") {
     await hashCommand(argv[0], argv.slice(1));
     return;

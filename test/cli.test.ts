@@ -263,11 +263,13 @@ describe("run", () => {
     }
   });
 
-  test("`turnpike <config>` runs like `turnpike run <config>`, with --workers=N", async () => {
+  test("`turnpike <config>` runs like `turnpike run <config>`, with --workers=N, whatever shared memory its environment names", async () => {
     const port = freePort();
     const adminPort = freePort();
     const path = file("bare.yaml", good(port, adminPort));
-    const proc = Bun.spawn([BINARY, path, "--workers=3"], { cwd: dir, stdio: ["ignore", "pipe", "pipe"] });
+    // A gateway started from another one's environment makes its own shared memory.
+    const env = { ...process.env, TURNPIKE_SHARED_MEMORY: "/dev/shm/turnpike-gone" };
+    const proc = Bun.spawn([BINARY, path, "--workers=3"], { cwd: dir, env, stdio: ["ignore", "pipe", "pipe"] });
     let logs = "";
     void new Response(proc.stderr).text().then((text) => (logs = text));
     try {

@@ -121,7 +121,7 @@ describe("failover and active health checks", () => {
       - ${primary2.url}
       - { url: "${backup.url}", backup: true }
     health_check:
-      active: { path: /health, interval: 200ms, timeout: 150ms, healthy_threshold: 1, unhealthy_threshold: 1 }
+      active: { path: /health, interval: 400ms, timeout: 350ms, healthy_threshold: 1, unhealthy_threshold: 2 }
 `,
       2,
     );
@@ -178,7 +178,7 @@ upstreams:
   api:
     targets: [${live.url}, "127.0.0.1:${closed}"]
     health_check:
-      active: { type: tcp, interval: 200ms, timeout: 100ms, unhealthy_threshold: 2 }
+      active: { type: tcp, interval: 400ms, timeout: 300ms, unhealthy_threshold: 2 }
   counted:
     targets: [${probed.url}]
     health_check:
@@ -221,7 +221,7 @@ describe("GET /upstreams and metrics", () => {
       `    balancer: least_connections
     targets: [${slow.url}, "127.0.0.1:${closed}"]
     health_check:
-      active: { type: tcp, interval: 200ms, timeout: 100ms, unhealthy_threshold: 1 }
+      active: { type: tcp, interval: 400ms, timeout: 300ms, unhealthy_threshold: 2 }
     circuit_breaker: { failures: 5 }
 `,
       2,
@@ -265,7 +265,7 @@ routes:
     const gateway = await startGateway(config(""), { workers: 2 });
     running.push(gateway);
     expect((await upstreamView(gateway)).targets.map((t) => t.healthy)).toEqual([true, true]);
-    gateway.writeConfig(config("    health_check:\n      active: { type: tcp, interval: 200ms, timeout: 100ms, unhealthy_threshold: 1 }\n")(gateway.ports));
+    gateway.writeConfig(config("    health_check:\n      active: { type: tcp, interval: 400ms, timeout: 300ms, unhealthy_threshold: 2 }\n")(gateway.ports));
     expect(await gateway.reload()).toBe("reloaded");
     await waitFor("the closed port unhealthy", async () => (await upstreamView(gateway)).targets[1]!.healthy === false);
     expect(tally(await bodies(gateway, 4))).toEqual({ "200 live": 4 });

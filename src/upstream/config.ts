@@ -243,18 +243,23 @@ export function compileHttpUpstream(
   if (before.errors > 0) return null;
 
   const cells = nodeCells();
-  const targets = specs.map((spec, index) => new TargetRuntime(spec, index, name, cells, outlier, breaker?.scope === "target" ? breaker : null));
   const factory = BALANCERS[balancer];
-  const priorities = [...new Set(targets.map((t) => t.priority))].sort((a, b) => a - b);
-  const levels: PriorityLevel[] = priorities.map((priority) => {
-    const members = targets.filter((t) => t.priority === priority);
-    return { priority, targets: members, balancer: factory(members), scratch: [] };
-  });
+  const build = (list: readonly TargetSpec[]) => {
+    const targets = list.map((spec, index) => new TargetRuntime(spec, index, name, cells, outlier, breaker?.scope === "target" ? breaker : null));
+    const priorities = [...new Set(targets.map((t) => t.priority))].sort((a, b) => a - b);
+    const levels: PriorityLevel[] = priorities.map((priority) => {
+      const members = targets.filter((t) => t.priority === priority);
+      return { priority, targets: members, balancer: factory(members), scratch: [] };
+    });
+    return { targets, levels };
+  };
+  const { targets, levels } = build(specs);
   const upstreamBlock = breaker?.scope === "upstream" ? cells.block(`upstream:${name}\nbreaker`, UPSTREAM_CELLS) : null;
   return new HttpUpstream({
     name,
     targets,
     levels,
+    build,
     balancer,
     hashKey: balancer === "consistent_hash" ? compileHashKey(config.hash_key ?? "client_ip") : null,
     timeouts,

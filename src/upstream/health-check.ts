@@ -15,9 +15,22 @@ import type { ActiveCheckSettings } from "./upstream.ts";
 /** The probe loops of the node. */
 export class ActiveHealthChecks {
   readonly #loops = new Map<string, ProbeLoop>();
+  #current: ReadonlyMap<string, CompiledUpstream> = new Map();
+  readonly #watched = new WeakSet<object>();
 
-  /** Runs the checks of `upstreams` (a new config generation); stops those no longer configured. */
+  /**
+   * Runs the checks of `upstreams` (a new config generation); stops those no longer
+   * configured. Targets replaced later (service discovery) are followed.
+   */
   apply(upstreams: ReadonlyMap<string, CompiledUpstream>): void {
+    this.#current = upstreams;
+    for (const upstream of upstreams.values()) {
+      if (upstream.kind !== "http" || this.#watched.has(upstream)) continue;
+      this.#watched.add(upstream);
+      upstream.onTargetsChange(() => {
+        if (this.#current.get(upstream.name) === upstream) this.apply(this.#current);
+      });
+    }
     const wanted = new Map<string, { target: TargetRuntime; settings: ActiveCheckSettings; tls: UpstreamTls | null }>();
     for (const upstream of upstreams.values()) {
       if (upstream.kind !== "http") continue;

@@ -11,7 +11,7 @@ import type { Balancer, BalancerName, PickHints } from "./balancers/index.ts";
 import { BREAKER_CELLS, CircuitBreaker, type BreakerSettings } from "./circuit-breaker.ts";
 import { now32 } from "./clock.ts";
 import type { RetryBudget, RetrySettings } from "./retry.ts";
-import type { TargetRuntime, TargetStatus } from "./target.ts";
+import type { TargetRuntime, TargetSpec, TargetStatus } from "./target.ts";
 
 /** Compiled `health_check.active` settings. */
 export interface ActiveCheckSettings {
@@ -42,6 +42,8 @@ export interface HttpUpstreamParts {
   name: string;
   targets: TargetRuntime[];
   levels: PriorityLevel[];
+  /** Builds targets and levels with this upstream's settings (for `replaceTargets`). */
+  build: (specs: readonly TargetSpec[]) => { targets: TargetRuntime[]; levels: PriorityLevel[] };
   balancer: BalancerName;
   hashKey: ((exchange: Exchange) => string | null) | null;
   timeouts: Partial<Timeouts>;
@@ -60,8 +62,9 @@ export const UPSTREAM_CELLS = BREAKER_CELLS;
 export class HttpUpstream {
   readonly kind = "http";
   readonly name: string;
-  readonly targets: TargetRuntime[];
-  readonly levels: PriorityLevel[];
+  /** The targets, in config order (replaced as a whole by `replaceTargets`). */
+  targets: TargetRuntime[];
+  levels: PriorityLevel[];
   readonly balancerName: BalancerName;
   readonly timeouts: Partial<Timeouts>;
   readonly failureStatuses: ReadonlySet<number>;
@@ -76,6 +79,8 @@ export class HttpUpstream {
   readonly tls: UpstreamTls | null;
   readonly #hashKey: ((exchange: Exchange) => string | null) | null;
   readonly #hints: PickHints = { hashKey: null };
+  readonly #build: HttpUpstreamParts["build"];
+  readonly #listeners: ((upstream: HttpUpstream) => void)[] = [];
 
   constructor(parts: HttpUpstreamParts) {
     this.name = parts.name;
@@ -91,6 +96,26 @@ export class HttpUpstream {
     this.concurrency = parts.concurrency;
     this.tls = parts.tls;
     this.#hashKey = parts.hashKey;
+    this.#build = parts.build;
+  }
+
+  /**
+   * Replaces the targets (service discovery: a DNS name resolved to new addresses). A
+   * target whose URL stays keeps its node-wide state (it is keyed by URL); requests in
+   * flight finish on the targets they picked. Listeners (the supervisor's health checks)
+   * are told.
+   */
+  replaceTargets(specs: readonly TargetSpec[]): void {
+    if (specs.length === 0) throw new Error(`upstream "${this.name}": replaceTargets needs at least one target`);
+    const built = this.#build(specs);
+    this.targets = built.targets;
+    this.levels = built.levels;
+    for (const listener of this.#listeners) listener(this);
+  }
+
+  /** Calls `listener` after each `replaceTargets`. */
+  onTargetsChange(listener: (upstream: HttpUpstream) => void): void {
+    this.#listeners.push(listener);
   }
 
   /**

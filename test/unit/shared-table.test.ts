@@ -5,6 +5,7 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { createNodeMemory, FULL, privateTable, type NodeMemory } from "../../src/shared/index.ts";
+import { SHARED_MEMORY_ENV } from "../../src/shared/memory.ts";
 
 describe("shared table", () => {
   test("counters start at zero, add, and expire at the time fixed at creation", () => {
@@ -64,7 +65,12 @@ describe("shared table", () => {
 
 describe("shared memory across processes", () => {
   let memory: NodeMemory | null = null;
-  afterEach(() => memory?.remove());
+  afterEach(() => {
+    memory?.remove();
+    // createNodeMemory names the file in process.env for workers; gateways that later
+    // tests start from this process must not inherit a removed file's name.
+    delete process.env[SHARED_MEMORY_ENV];
+  });
 
   test("four processes adding at once reach an exact total, and the bounded counter never overshoots", async () => {
     memory = createNodeMemory(4096);

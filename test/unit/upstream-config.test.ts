@@ -125,3 +125,24 @@ test("defaults: weighted round robin, no retries, no checks", () => {
   expect(upstream.activeCheck).toBeNull();
   expect(upstream.breaker).toBeNull();
 });
+
+test("replacing the targets (service discovery) keeps the state of targets that stay and rebuilds the balancers", () => {
+  const upstream = upstreamOf(`    balancer: least_connections
+    targets: [http://10.9.0.1:8080, http://10.9.0.2:8080]
+`);
+  const changes: number[] = [];
+  upstream.onTargetsChange((u) => changes.push(u.targets.length));
+  const stays = upstream.targets[1]!;
+  stays.begin();
+  stays.begin();
+  const spec = (host: string) => ({ url: `http://${host}:8080`, origin: `http://${host}:8080`, basePath: "", host: `${host}:8080`, weight: 1, priority: 0 });
+  upstream.replaceTargets([spec("10.9.0.2"), spec("10.9.0.3")]);
+  expect(changes).toEqual([2]);
+  expect(upstream.targets.map((t) => t.url)).toEqual(["http://10.9.0.2:8080", "http://10.9.0.3:8080"]);
+  expect(upstream.targets[0]!.inFlight()).toBe(2);
+  for (let i = 0; i < 5; i++) expect(upstream.choose(null, null)!.url).toBe("http://10.9.0.3:8080");
+  stays.end();
+  stays.end();
+  expect(upstream.targets[0]!.inFlight()).toBe(0);
+  expect(() => upstream.replaceTargets([])).toThrow("needs at least one target");
+});
