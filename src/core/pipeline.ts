@@ -39,11 +39,14 @@ export async function runPipeline(
   let response: Response | undefined;
   // Steps whose response hook must run, in the order their request hook ran.
   const ran: Step[] = [];
-  response = await requestPhase(exchange, preFlow, ran, participants);
-  if (!response) response = await requestPhase(exchange, routeSteps, ran, participants);
+  // An empty phase is skipped outright: each phase run costs a promise and a microtask.
+  if (preFlow.length > 0) response = await requestPhase(exchange, preFlow, ran, participants);
+  if (!response && routeSteps.length > 0) response = await requestPhase(exchange, routeSteps, ran, participants);
   if (!response) response = await proxy(exchange);
   for (let i = ran.length - 1; i >= 0; i--) {
-    response = await ran[i]!.policy.onResponse!(exchange, response);
+    // A hook that answers synchronously is not awaited: no microtask per policy.
+    const next = ran[i]!.policy.onResponse!(exchange, response);
+    response = next instanceof Promise ? await next : next;
   }
   for (const step of postFlow) {
     if (step.when && !step.when(exchange)) continue;
@@ -64,7 +67,8 @@ async function requestPhase(
     const policy = step.policy;
     if (policy.onComplete) participants.push(policy);
     if (policy.onRequest) {
-      const outcome = await policy.onRequest(exchange);
+      const pending = policy.onRequest(exchange);
+      const outcome = pending instanceof Promise ? await pending : pending;
       if (policy.onResponse) ran.push(step);
       if (outcome) {
         recordAnswer(exchange, policy.type);

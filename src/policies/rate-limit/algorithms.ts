@@ -19,11 +19,26 @@
  * (Hazelcast in `batched` mode) can size the blocks of counts it takes; the exact log and
  * concurrency do not, as they need every count exact.
  */
-import { DURABLE_PREFIX, type Store } from "../../store/types.ts";
+import { DURABLE_PREFIX, type Store, type WindowCount } from "../../store/types.ts";
 import type { CalendarPeriod } from "./calendar.ts";
 
 /** What a limiter needs of a store. */
 export type Counters = Pick<Store, "increment" | "count" | "readWord" | "compareAndSetWord">;
+
+/**
+ * Counters that also answer synchronously (the embedded store, local counters): the
+ * common algorithms then run without a promise per step. Throws like the async calls.
+ */
+export interface SyncCounters extends Counters {
+  /** `now`: the caller's clock reading (ms since the epoch), saving a second one. */
+  incrementNow(key: string, delta: number, windowMs: number, now?: number): WindowCount;
+  countNow(key: string, now?: number): number;
+}
+
+/** True when `counters` offers the synchronous calls. */
+export function isSync(counters: Counters): counters is SyncCounters {
+  return typeof (counters as Partial<SyncCounters>).incrementNow === "function";
+}
 
 /** A limiter's answer for one request. */
 export interface Verdict {
@@ -43,6 +58,8 @@ export interface Verdict {
 export interface Limiter {
   /** `key` already names the policy, the limit and the caller. */
   check(counters: Counters, key: string, now: number): Promise<Verdict>;
+  /** The same decision made synchronously (algorithms that need no compare-and-set loop). */
+  checkNow?(counters: SyncCounters, key: string, now: number): Verdict;
   /** True when `undo` must run when the request completes (concurrency). */
   readonly releasesOnComplete: boolean;
 }
@@ -52,35 +69,53 @@ function verdict(admitted: boolean, remaining: number, resetMs: number, retryAft
 }
 
 export function fixedWindow(limit: number, windowMs: number): Limiter {
+  const judge = (count: number, left: number) => verdict(count <= limit, limit - count, left, left);
   return {
     releasesOnComplete: false,
     async check(counters, key, now) {
       const start = now - (now % windowMs);
       const left = start + windowMs - now;
-      const { count } = await counters.increment(`${key}@${start}`, 1, left, limit);
-      return verdict(count <= limit, limit - count, left, left);
+      return judge((await counters.increment(`${key}@${start}`, 1, left, limit)).count, left);
+    },
+    checkNow(counters, key, now) {
+      const start = now - (now % windowMs);
+      const left = start + windowMs - now;
+      return judge(counters.incrementNow(`${key}@${start}`, 1, left, now).count, left);
     },
   };
 }
 
 export function slidingWindowCounter(limit: number, windowMs: number): Limiter {
+  /** The decision from the current window's count (this request included) and the previous one's. */
+  const judge = (count: number, previous: number, start: number, now: number) => {
+    const overlap = 1 - (now - start) / windowMs;
+    const estimate = previous * overlap + count;
+    const untilEnd = start + windowMs - now;
+    if (estimate <= limit) return verdict(true, limit - estimate, untilEnd);
+    // Wait until the previous window's weight has fallen enough, or the window ends.
+    const excess = estimate - limit + 1;
+    const retry = previous > 0 && count - 1 < limit ? Math.min(untilEnd, (excess / previous) * windowMs) : untilEnd;
+    return verdict(false, 0, untilEnd, retry);
+  };
   return {
     releasesOnComplete: false,
+    // The current window's counter also serves as the previous one during the next window;
+    // a refused request is taken off again.
     async check(counters, key, now) {
       const start = now - (now % windowMs);
-      const currentKey = `${key}@${start}`;
-      // The current window's counter also serves as the previous one during the next window.
-      const { count } = await counters.increment(currentKey, 1, start + 2 * windowMs - now, limit);
-      const previous = await counters.count(`${key}@${start - windowMs}`);
-      const overlap = 1 - (now - start) / windowMs;
-      const estimate = previous * overlap + count;
-      if (estimate <= limit) return verdict(true, limit - estimate, start + windowMs - now);
-      await counters.increment(currentKey, -1, start + 2 * windowMs - now);
-      // Wait until the previous window's weight has fallen enough, or the window ends.
-      const excess = estimate - limit + 1;
-      const untilEnd = start + windowMs - now;
-      const retry = previous > 0 && count - 1 < limit ? Math.min(untilEnd, (excess / previous) * windowMs) : untilEnd;
-      return verdict(false, 0, untilEnd, retry);
+      const ttl = start + 2 * windowMs - now;
+      const { count } = await counters.increment(`${key}@${start}`, 1, ttl, limit);
+      const result = judge(count, await counters.count(`${key}@${start - windowMs}`), start, now);
+      if (!result.admitted) await counters.increment(`${key}@${start}`, -1, ttl);
+      return result;
+    },
+    checkNow(counters, key, now) {
+      const start = now - (now % windowMs);
+      const ttl = start + 2 * windowMs - now;
+      const { count } = counters.incrementNow(`${key}@${start}`, 1, ttl, now);
+      const result = judge(count, counters.countNow(`${key}@${start - windowMs}`, now), start, now);
+      if (!result.admitted) counters.incrementNow(`${key}@${start}`, -1, ttl, now);
+      return result;
     },
   };
 }
@@ -157,17 +192,26 @@ export function leakyBucket(limit: number, windowMs: number, maxWaitMs: number):
 }
 
 export function calendarQuota(limit: number, period: CalendarPeriod): Limiter {
+  const judge = (counters: Counters, durableKey: string, count: number, left: number) =>
+    count <= limit ? verdict(true, limit - count, left, 0, () => counters.increment(durableKey, -1, left)) : verdict(false, 0, left, left);
+  // A refused request does not use up quota: it is taken off again.
   return {
     releasesOnComplete: false,
     async check(counters, key, now) {
       const { start, end } = period.boundsAt(now);
       const durableKey = `${DURABLE_PREFIX}${key}@${start}`;
       const left = end - now;
-      const { count } = await counters.increment(durableKey, 1, left, limit);
-      if (count <= limit) return verdict(true, limit - count, left, 0, () => counters.increment(durableKey, -1, left));
-      // A refused request does not use up quota.
-      await counters.increment(durableKey, -1, left);
-      return verdict(false, 0, left, left);
+      const result = judge(counters, durableKey, (await counters.increment(durableKey, 1, left, limit)).count, left);
+      if (!result.admitted) await counters.increment(durableKey, -1, left);
+      return result;
+    },
+    checkNow(counters, key, now) {
+      const { start, end } = period.boundsAt(now);
+      const durableKey = `${DURABLE_PREFIX}${key}@${start}`;
+      const left = end - now;
+      const result = judge(counters, durableKey, counters.incrementNow(durableKey, 1, left, now).count, left);
+      if (!result.admitted) counters.incrementNow(durableKey, -1, left, now);
+      return result;
     },
   };
 }
@@ -176,13 +220,19 @@ export function calendarQuota(limit: number, period: CalendarPeriod): Limiter {
 const CONCURRENCY_RETRY_MS = 1000;
 
 export function concurrency(limit: number): Limiter {
+  const judge = (counters: Counters, key: string, count: number) =>
+    count <= limit ? verdict(true, limit - count, 0, 0, () => counters.increment(key, -1, 0)) : verdict(false, 0, 0, CONCURRENCY_RETRY_MS);
   return {
     releasesOnComplete: true,
     async check(counters, key) {
-      const { count } = await counters.increment(key, 1, 0);
-      if (count <= limit) return verdict(true, limit - count, 0, 0, () => counters.increment(key, -1, 0));
-      await counters.increment(key, -1, 0);
-      return verdict(false, 0, 0, CONCURRENCY_RETRY_MS);
+      const result = judge(counters, key, (await counters.increment(key, 1, 0)).count);
+      if (!result.admitted) await counters.increment(key, -1, 0);
+      return result;
+    },
+    checkNow(counters, key) {
+      const result = judge(counters, key, counters.incrementNow(key, 1, 0).count);
+      if (!result.admitted) counters.incrementNow(key, -1, 0);
+      return result;
     },
   };
 }

@@ -30,8 +30,9 @@ import {
   slidingLog,
   slidingWindowCounter,
   tokenBucket,
-  type Counters,
+  isSync,
   type Limiter,
+  type SyncCounters,
   type Verdict,
 } from "./algorithms.ts";
 import { CalendarPeriod, isKnownTimeZone } from "./calendar.ts";
@@ -268,64 +269,104 @@ export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
       for (const v of verdicts) if (v?.admitted && v.undo) void v.undo().catch(() => {});
     };
 
+
+    /** The 503 of a limit that fails closed. */
+    const unavailable = (exchange: Exchange, verdicts: (Verdict | undefined)[]) => {
+      undoAll(exchange, verdicts);
+      recordDecision(exchange, "rate-limit", "reject:store_unavailable");
+      return problem({
+        status: 503,
+        kind: "rate-limit-unavailable",
+        detail: "The rate limit cannot be checked right now.",
+        requestId: exchange.requestId,
+        headers: { "retry-after": "1" },
+      });
+    };
+
+    /** Records limit `i`'s verdict; the 429 when it refuses. */
+    const settle = (exchange: Exchange, i: number, verdict: Verdict, verdicts: (Verdict | undefined)[]): Response | undefined => {
+      const limit = limits[i]!;
+      verdicts[i] = verdict;
+      if (!verdict.admitted) {
+        undoAll(exchange, verdicts);
+        recordDecision(exchange, "rate-limit", `reject:${limit.limiter.releasesOnComplete ? "concurrency" : "limit"}`);
+        const headers = new Headers({ "retry-after": String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))) });
+        addHeaders(headers, verdicts);
+        return problem({
+          status: 429,
+          kind: "rate-limited",
+          detail: `Limit "${limit.name}" is exhausted; retry after the time in Retry-After.`,
+          requestId: exchange.requestId,
+          headers,
+        });
+      }
+      if (limit.limiter.releasesOnComplete && verdict.undo) {
+        const releases = (exchange.state.get(RELEASES) as (() => Promise<unknown>)[] | undefined) ?? [];
+        releases.push(verdict.undo);
+        exchange.state.set(RELEASES, releases);
+      }
+      return undefined;
+    };
+
+    /** Every limit has a synchronous form: with the embedded store no step waits on a promise. */
+    const allSync = limits.every((limit) => limit.limiter.checkNow && limit.fallback.checkNow);
+
+    const checkNow = (exchange: Exchange, store: SyncCounters): Response | undefined => {
+      const key = keyOf(exchange);
+      const now = Date.now();
+      const verdicts: (Verdict | undefined)[] = new Array(limits.length);
+      for (let i = 0; i < limits.length; i++) {
+        const limit = limits[i]!;
+        const counterKey = keyPrefixes[i] + key;
+        let verdict: Verdict;
+        try {
+          verdict = limit.limiter.checkNow!(store, counterKey, now);
+        } catch {
+          if (limit.failClosed) return unavailable(exchange, verdicts);
+          recordDecision(exchange, "rate-limit", "fallback");
+          verdict = limit.fallback.checkNow!(local, counterKey, now);
+        }
+        const refused = settle(exchange, i, verdict, verdicts);
+        if (refused) return refused;
+      }
+      if (ietf || legacy) exchange.state.set(VERDICTS, verdicts);
+      return undefined;
+    };
+
+    const check = async (exchange: Exchange, store: Store): Promise<Response | undefined> => {
+      const key = keyOf(exchange);
+      const now = Date.now();
+      const verdicts: (Verdict | undefined)[] = new Array(limits.length);
+      let delayMs = 0;
+      for (let i = 0; i < limits.length; i++) {
+        const limit = limits[i]!;
+        const counterKey = keyPrefixes[i] + key;
+        let verdict: Verdict;
+        try {
+          if (!store.available) throw new Error("store unavailable");
+          verdict = await limit.limiter.check(store, counterKey, now);
+        } catch {
+          if (limit.failClosed) return unavailable(exchange, verdicts);
+          recordDecision(exchange, "rate-limit", "fallback");
+          verdict = await limit.fallback.check(local, counterKey, now);
+        }
+        const refused = settle(exchange, i, verdict, verdicts);
+        if (refused) return refused;
+        if (verdict.delayMs > delayMs) delayMs = verdict.delayMs;
+      }
+      if (ietf || legacy) exchange.state.set(VERDICTS, verdicts);
+      if (delayMs > 0) {
+        recordDecision(exchange, "rate-limit", "delayed");
+        await Bun.sleep(delayMs);
+      }
+      return undefined;
+    };
+
     const policy: Policy = {
       type: "rate-limit",
-      async onRequest(exchange: Exchange) {
-        const key = keyOf(exchange);
-        const now = Date.now();
-        const verdicts: (Verdict | undefined)[] = new Array(limits.length);
-        let delayMs = 0;
-        for (let i = 0; i < limits.length; i++) {
-          const limit = limits[i]!;
-          const counterKey = keyPrefixes[i] + key;
-          let verdict: Verdict;
-          let counters: Counters = getStore();
-          try {
-            if (!(counters as Store).available) throw new Error("store unavailable");
-            verdict = await limit.limiter.check(counters, counterKey, now);
-          } catch {
-            if (limit.failClosed) {
-              undoAll(exchange, verdicts);
-              recordDecision(exchange, "rate-limit", "reject:store_unavailable");
-              return problem({
-                status: 503,
-                kind: "rate-limit-unavailable",
-                detail: "The rate limit cannot be checked right now.",
-                requestId: exchange.requestId,
-                headers: { "retry-after": "1" },
-              });
-            }
-            counters = local;
-            recordDecision(exchange, "rate-limit", "fallback");
-            verdict = await limit.fallback.check(local, counterKey, now);
-          }
-          verdicts[i] = verdict;
-          if (!verdict.admitted) {
-            undoAll(exchange, verdicts);
-            recordDecision(exchange, "rate-limit", `reject:${limit.limiter.releasesOnComplete ? "concurrency" : "limit"}`);
-            const headers = new Headers({ "retry-after": String(Math.max(1, Math.ceil(verdict.retryAfterMs / 1000))) });
-            addHeaders(headers, verdicts);
-            return problem({
-              status: 429,
-              kind: "rate-limited",
-              detail: `Limit "${limit.name}" is exhausted; retry after the time in Retry-After.`,
-              requestId: exchange.requestId,
-              headers,
-            });
-          }
-          if (verdict.delayMs > delayMs) delayMs = verdict.delayMs;
-          if (limit.limiter.releasesOnComplete && verdict.undo) {
-            const releases = (exchange.state.get(RELEASES) as (() => Promise<unknown>)[] | undefined) ?? [];
-            releases.push(verdict.undo);
-            exchange.state.set(RELEASES, releases);
-          }
-        }
-        if (ietf || legacy) exchange.state.set(VERDICTS, verdicts);
-        if (delayMs > 0) {
-          recordDecision(exchange, "rate-limit", "delayed");
-          await Bun.sleep(delayMs);
-        }
-        return undefined;
+      onRequest(exchange: Exchange) {
+        const store = getStore();
+        return allSync && isSync(store) && store.available ? checkNow(exchange, store) : check(exchange, store);
       },
     };
     if (ietf || legacy) {

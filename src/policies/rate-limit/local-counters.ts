@@ -4,9 +4,9 @@
  */
 import { FULL, privateTable, type SharedTable } from "../../shared/index.ts";
 import { StoreUnavailableError, type WindowCount } from "../../store/types.ts";
-import type { Counters } from "./algorithms.ts";
+import type { SyncCounters } from "./algorithms.ts";
 
-export class LocalCounters implements Counters {
+export class LocalCounters implements SyncCounters {
   readonly #table: SharedTable;
 
   constructor(slots = 16_384) {
@@ -14,14 +14,21 @@ export class LocalCounters implements Counters {
   }
 
   async increment(key: string, delta: number, windowMs: number): Promise<WindowCount> {
-    const now = Date.now();
+    return this.incrementNow(key, delta, windowMs);
+  }
+
+  incrementNow(key: string, delta: number, windowMs: number, now = Date.now()): WindowCount {
     const result = this.#table.add(key, delta, windowMs, now);
     if (result === FULL) throw new StoreUnavailableError("local fallback counters are full");
     return { count: result.value, resetMs: result.expiresAt === 0 ? 0 : result.expiresAt - now };
   }
 
   async count(key: string): Promise<number> {
-    return this.#table.read(key)?.value ?? 0;
+    return this.countNow(key);
+  }
+
+  countNow(key: string, now = Date.now()): number {
+    return this.#table.read(key, now)?.value ?? 0;
   }
 
   async readWord(key: string): Promise<number> {

@@ -77,7 +77,11 @@ export class EmbeddedStore implements Store {
   }
 
   async increment(key: string, delta: number, windowMs: number): Promise<WindowCount> {
-    const now = Date.now();
+    return this.incrementNow(key, delta, windowMs);
+  }
+
+  /** `increment`, answered synchronously (node memory needs no wait); for hot paths. */
+  incrementNow(key: string, delta: number, windowMs: number, now = Date.now()): WindowCount {
     const result = this.#table.add(key, delta, windowMs, now);
     if (result === FULL) throw new StoreUnavailableError("node shared memory is full (raise store.embedded.memory_slots)");
     if (key.startsWith(DURABLE_PREFIX)) this.#markDirty(key);
@@ -85,7 +89,12 @@ export class EmbeddedStore implements Store {
   }
 
   async count(key: string): Promise<number> {
-    return this.#table.read(key)?.value ?? 0;
+    return this.countNow(key);
+  }
+
+  /** `count`, answered synchronously. */
+  countNow(key: string, now = Date.now()): number {
+    return this.#table.read(key, now)?.value ?? 0;
   }
 
   async readWord(key: string): Promise<number> {
