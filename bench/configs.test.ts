@@ -4,6 +4,7 @@ import type { Measurement } from "./measure.ts";
 import { nginxAccessLogPath, proxyConfig, UPSTREAM_BODY, upstreamConfig } from "./nginx.ts";
 import { observabilityLines, observabilityVerdict, ratiosOf, type ScenarioResult } from "./report.ts";
 import { turnpikeConfig } from "./turnpike.ts";
+import { createTestCa } from "../test/helpers/certs.ts";
 
 describe("bench configs", () => {
   test("the upstream answers exactly 48 bytes of JSON", () => {
@@ -18,7 +19,9 @@ describe("bench configs", () => {
     try {
       expect(graph.listeners.map((l) => `${l.address}:${l.port}`)).toEqual(["127.0.0.1:18080"]);
       expect(graph.admin.address).toBe("127.0.0.1");
-      expect(result.loaded.config.routes.map((r) => r.name)).toEqual(["plain", "policies"]);
+      // plain and policies come first; other scenarios add routes after them, all on the bench upstream.
+      expect(result.loaded.config.routes.slice(0, 2).map((r) => r.name)).toEqual(["plain", "policies"]);
+      for (const route of result.loaded.config.routes) expect(route.upstream).toBe("backend");
       expect(result.loaded.config.routes[1]!.policies!.map((p) => p.type)).toEqual(["headers", "request-size-limit"]);
       // plain and policies measure the bare cost: no metrics, no access log.
       expect(result.loaded.config.observability).toEqual({ metrics: { enabled: false } });
@@ -29,7 +32,7 @@ describe("bench configs", () => {
 
   test("a cluster Turnpike points its store at the member and counts /limited there", () => {
     for (const mode of ["strict", "batched"] as const) {
-      const result = new ConfigLoader().loadText(turnpikeConfig(18084, 19903, 18081, null, [], { member: "127.0.0.1:5701", mode }), "/tmp/bench.yaml");
+      const result = new ConfigLoader().loadText(turnpikeConfig(18084, 19903, 18081, null, [], null, { member: "127.0.0.1:5701", mode }), "/tmp/bench.yaml");
       if (!result.ok) throw new Error(JSON.stringify(result.errors));
       try {
         expect(result.loaded.graph.store.type).toBe("hazelcast");
@@ -94,8 +97,11 @@ describe("bench configs", () => {
   test("the reference proxy pools upstream connections as the issue asks", () => {
     const text = proxyConfig("/tmp/run", 18082, 18081);
     expect(text).toMatch(/upstream backend \{\s*server 127\.0\.0\.1:18081;\s*keepalive 64;/);
-    expect(text.match(/proxy_http_version 1\.1;/g)?.length).toBe(3);
-    expect(text.match(/proxy_set_header Connection "";/g)?.length).toBe(3);
+    // Every location that proxies talks HTTP/1.1 with keep-alive to the upstream.
+    const proxied = text.match(/proxy_pass /g)?.length ?? 0;
+    expect(proxied).toBeGreaterThanOrEqual(3);
+    expect(text.match(/proxy_http_version 1\.1;/g)?.length).toBe(proxied);
+    expect(text.match(/proxy_set_header Connection "";/g)?.length).toBe(proxied);
   });
 });
 
@@ -136,5 +142,28 @@ describe("telemetry goal", () => {
     const verdict = observabilityVerdict(scenario("plain", 20, 60), scenario("observability", 21, 66.6), log, scrapes);
     expect(verdict.pass).toBe(false);
     expect(observabilityLines(verdict).join("\n")).toContain("**FAIL**");
+  });
+});
+
+describe("bench configs of the HTTPS scenarios", () => {
+  test("Turnpike gets a native TLS listener and one with client certificates; nginx an ssl server", () => {
+    const ca = createTestCa();
+    const server = ca.issue({ file: "server", commonName: "localhost", dnsNames: ["localhost"] });
+    const files = { certPath: server.certPath, keyPath: server.keyPath, caPath: ca.certPath };
+    const result = new ConfigLoader().loadText(turnpikeConfig(18080, 19901, 18081, null, [], { tlsPort: 18443, mtlsPort: 18444, ...files }), "/tmp/bench.yaml");
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    try {
+      const listeners = result.loaded.graph.listeners;
+      expect(listeners.map((l) => [l.port, l.scheme, l.clientCertificates?.mode ?? null])).toEqual([
+        [18080, "http", null],
+        [18443, "https", null],
+        [18444, "https", "request"],
+      ]);
+    } finally {
+      result.loaded.graph.dispose();
+    }
+    const nginx = proxyConfig("/tmp/run", 18082, 18081, [], { port: 18445, ...files });
+    expect(nginx).toContain("listen 127.0.0.1:18445 ssl;");
+    expect(nginx).toContain("ssl_verify_client optional;");
   });
 });

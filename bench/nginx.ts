@@ -80,7 +80,7 @@ export function nginxAccessLogPath(dir: string): string {
  * Turnpike with metrics and an access log); `/balanced` is `proxy_pass` to an upstream of
  * the targets `poolPorts` with `least_conn` (when given).
  */
-export function proxyConfig(dir: string, port: number, upstreamPort: number, poolPorts: readonly number[] = []): string {
+export function proxyConfig(dir: string, port: number, upstreamPort: number, poolPorts: readonly number[] = [], tls: NginxTls | null = null): string {
   const pass = `proxy_pass http://backend;
       proxy_http_version 1.1;
       proxy_set_header Connection "";`;
@@ -125,8 +125,32 @@ ${poolPorts.map((p) => `    server 127.0.0.1:${p};`).join("\n")}
       ${poolPorts.length === 0 ? "return 404;" : pass.replace("http://backend", "http://pool")}
     }
   }
-}
+${
+    tls
+      ? `  server {
+    listen 127.0.0.1:${tls.port} ssl;
+    ssl_certificate ${tls.certPath};
+    ssl_certificate_key ${tls.keyPath};
+    ssl_protocols TLSv1.2 TLSv1.3;
+    # The counterpart of Turnpike's mtls listener: ask for a client certificate, let routes decide.
+    ssl_client_certificate ${tls.caPath};
+    ssl_verify_client optional;
+    location = /plain {
+      ${pass}
+    }
+  }
+`
+      : ""
+  }}
 `;
+}
+
+/** The HTTPS listener of the reference proxy (the `tls` and `mtls` scenarios). */
+export interface NginxTls {
+  port: number;
+  certPath: string;
+  keyPath: string;
+  caPath: string;
 }
 
 /** A started nginx role. */

@@ -46,9 +46,7 @@ Options (environment variable in brackets):
   --threads N           wrk threads, default 1                        [BENCH_THREADS]
   --rounds N            measure each proxy N times, alternating, and report the
                         run with the median CPU per request, default 1 [BENCH_ROUNDS]
-  --scenarios a,b       scenarios to run, default all: plain,observability,policies,
-                        least-connections,rate-limit,hazelcast-strict,hazelcast-batched
-                        (the hazelcast ones start a Hazelcast member; they need java)  [BENCH_SCENARIOS]
+  --scenarios a,b       scenarios to run, default all (bun bench/run.ts --help lists them)  [BENCH_SCENARIOS]
   --rebuild             run 'bun run build' even if dist/turnpike exists
   --results DIR         folder for the result files, default bench/results
   --no-save             print only, write no result files

@@ -8,7 +8,7 @@
  * Every process it starts is stopped on the way out, also on error or Ctrl-C.
  * See bench/README.md.
  */
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
+import { closeSync, mkdirSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
 import { cpus, loadavg, release, tmpdir } from "node:os";
 import { join, relative, resolve } from "node:path";
 import { measure, type LoadSettings, type Measurement, type Watched } from "./measure.ts";
@@ -29,6 +29,7 @@ import {
   type ScenarioResult,
   type Scrapes,
 } from "./report.ts";
+import { createTestCa } from "../test/helpers/certs.ts";
 import { ensureBinary, ensureTools, firstLine } from "./tools.ts";
 import { startTurnpike, type TurnpikeProcess } from "./turnpike.ts";
 
@@ -55,6 +56,11 @@ interface Scenario {
    * access log, or one whose store is a Hazelcast member (strict or batched counters).
    */
   turnpike: "bare" | "telemetry" | "hazelcast-strict" | "hazelcast-batched";
+  /**
+   * Over HTTPS: `tls` is Turnpike's native TLS listener, `mtls` its listener with client
+   * certificates (the TLS bridge); nginx's HTTPS server answers both. Absent: plain HTTP.
+   */
+  listener?: "tls" | "mtls";
 }
 
 const CLUSTER_DESCRIPTION =
@@ -118,6 +124,28 @@ const SCENARIOS: Scenario[] = [
     turnpike: "bare",
   },
   {
+    name: "tls",
+    path: "/plain",
+    description:
+      "GET /plain over HTTPS (keep-alive, so handshakes are rare). nginx: an ssl server with ssl_verify_client optional; " +
+      "Turnpike: a listener with Bun's native TLS.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "bare",
+    listener: "tls",
+  },
+  {
+    name: "mtls",
+    path: "/plain",
+    description:
+      "GET /plain over HTTPS on Turnpike's listener with `client_certificates` (mode request; wrk sends no certificate), " +
+      "served through the TLS bridge (node:tls piping to Bun.serve on loopback). nginx: the same ssl server as `tls`.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "bare",
+    listener: "mtls",
+  },
+  {
     name: "hazelcast-strict",
     path: "/limited",
     nginxPath: "/plain",
@@ -153,7 +181,8 @@ function freePort(): number {
 
 /** Checks that `url` answers like the upstream, with the headers its scenario promises. */
 async function checkAnswer(proxy: string, url: string, scenario: Scenario): Promise<void> {
-  const response = await fetch(url);
+  // The bench's certificates are made for the run; only the answer is checked here.
+  const response = await fetch(url, { tls: { rejectUnauthorized: false } });
   const body = await response.text();
   const problems: string[] = [];
   if (response.status !== 200) problems.push(`status ${response.status}`);
@@ -249,12 +278,42 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
 
   const scenarios = SCENARIOS.filter((s) => options.scenarios.includes(s.name));
   const withTelemetry = scenarios.some((s) => s.turnpike === "telemetry");
-  const ports = { upstream: freePort(), nginx: freePort(), turnpike: freePort(), admin: freePort(), telemetry: freePort(), telemetryAdmin: freePort() };
+  const ports = {
+    upstream: freePort(),
+    nginx: freePort(),
+    nginxTls: freePort(),
+    turnpike: freePort(),
+    turnpikeTls: freePort(),
+    turnpikeMtls: freePort(),
+    admin: freePort(),
+    telemetry: freePort(),
+    telemetryAdmin: freePort(),
+  };
   const poolPorts = [freePort(), freePort(), freePort()];
+  // A throwaway CA and server certificate for the HTTPS scenarios.
+  const certDir = join(dir, "certs");
+  mkdirSync(certDir);
+  const ca = createTestCa(certDir);
+  const server = ca.issue({ file: "server", commonName: "localhost", dnsNames: ["localhost"] });
+  const tlsFiles = { certPath: server.certPath, keyPath: server.keyPath, caPath: ca.certPath };
   console.log(`Starting the upstream, nginx and Turnpike (temp files in ${dir})`);
   const upstream = await startNginx(tools.nginx, processes, dir, "upstream", ports.upstream, upstreamConfig(dir, ports.upstream, poolPorts), "/");
-  const nginx = await startNginx(tools.nginx, processes, dir, "proxy", ports.nginx, proxyConfig(dir, ports.nginx, ports.upstream, poolPorts), "/plain");
-  const turnpike = await startTurnpike(BINARY, processes, dir, { port: ports.turnpike, adminPort: ports.admin, upstreamPort: ports.upstream, poolPorts });
+  const nginx = await startNginx(
+    tools.nginx,
+    processes,
+    dir,
+    "proxy",
+    ports.nginx,
+    proxyConfig(dir, ports.nginx, ports.upstream, poolPorts, { port: ports.nginxTls, ...tlsFiles }),
+    "/plain",
+  );
+  const turnpike = await startTurnpike(BINARY, processes, dir, {
+    port: ports.turnpike,
+    adminPort: ports.admin,
+    upstreamPort: ports.upstream,
+    poolPorts,
+    tls: { tlsPort: ports.turnpikeTls, mtlsPort: ports.turnpikeMtls, ...tlsFiles },
+  });
   const accessLogPath = join(dir, "turnpike-access.log");
   let telemetry: TurnpikeProcess | null = null;
   if (withTelemetry) {
@@ -276,10 +335,8 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     member = await startMember(processes, dir, freePort());
     for (const mode of clusterModes) {
       const name = `turnpike-hazelcast-${mode}`;
-      const started = await startTurnpike(BINARY, processes, dir, { port: freePort(), adminPort: freePort(), upstreamPort: ports.upstream }, name, null, {
-        member: member.address,
-        mode,
-      });
+      const cluster = { member: member.address, mode };
+      const started = await startTurnpike(BINARY, processes, dir, { port: freePort(), adminPort: freePort(), upstreamPort: ports.upstream, cluster }, name);
       // Fail-open limits answer 200 without the cluster too: measure only once it counts there.
       const deadline = performance.now() + 30_000;
       while (!(await Bun.file(started.log).text()).includes("connected to the Hazelcast cluster")) {
@@ -291,10 +348,17 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   }
   const turnpikeFor = (scenario: Scenario) =>
     scenario.turnpike === "telemetry" ? telemetry! : scenario.turnpike === "bare" ? turnpike : clustered.get(scenario.turnpike)!;
+  const nginxBase = (scenario: Scenario) => (scenario.listener ? `https://127.0.0.1:${ports.nginxTls}` : nginx.url);
+  const turnpikeBase = (scenario: Scenario) =>
+    scenario.listener === "tls"
+      ? `https://127.0.0.1:${ports.turnpikeTls}`
+      : scenario.listener === "mtls"
+        ? `https://127.0.0.1:${ports.turnpikeMtls}`
+        : turnpikeFor(scenario).url;
 
   for (const scenario of scenarios) {
-    await checkAnswer("nginx", nginx.url + (scenario.nginxPath ?? scenario.path), scenario);
-    await checkAnswer("Turnpike", turnpikeFor(scenario).url + scenario.path, scenario);
+    await checkAnswer("nginx", nginxBase(scenario) + (scenario.nginxPath ?? scenario.path), scenario);
+    await checkAnswer("Turnpike", turnpikeBase(scenario) + scenario.path, scenario);
   }
   // The bare Turnpike must not serve metrics (telemetry off); the other must, and log.
   {
@@ -341,7 +405,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   for (const scenario of scenarios) {
     const target = turnpikeFor(scenario);
     const turnpikeWatch = watchOf(target);
-    const nginxUrl = nginx.url + (scenario.nginxPath ?? scenario.path);
+    const nginxUrl = nginxBase(scenario) + (scenario.nginxPath ?? scenario.path);
     const rounds: { nginx: Measurement[]; turnpike: Measurement[] } = { nginx: [], turnpike: [] };
     for (let round = 1; round <= options.rounds; round++) {
       const tag = options.rounds > 1 ? `[${scenario.name} ${round}/${options.rounds}]` : `[${scenario.name}]`;
@@ -366,7 +430,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
         accessLogRuns.push({ lines, requests: onTurnpike.wrk.requests });
         console.log(`${tag} Turnpike: ${line(onTurnpike)}; access log +${lines} lines for ${onTurnpike.wrk.requests} requests`);
       } else {
-        onTurnpike = await measure(target.url + scenario.path, turnpikeWatch, load, processes);
+        onTurnpike = await measure(turnpikeBase(scenario) + scenario.path, turnpikeWatch, load, processes);
         console.log(`${tag} Turnpike: ${line(onTurnpike)}`);
       }
       rounds.nginx.push(onNginx);
@@ -473,7 +537,7 @@ async function main(): Promise<number> {
     return 2;
   }
   if (options === null) {
-    console.log(USAGE);
+    console.log(`${USAGE}\nScenarios:\n${SCENARIOS.map((s) => `  ${s.name.padEnd(19)}${s.description.split(". ")[0]}.`).join("\n")}`);
     return 0;
   }
 

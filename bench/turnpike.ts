@@ -21,6 +21,7 @@ export function turnpikeConfig(
   upstreamPort: number,
   telemetry: Telemetry | null = null,
   poolPorts: readonly number[] = [],
+  tls: BenchTls | null = null,
   cluster: ClusterStore | null = null,
 ): string {
   // Cluster mode: a rate limit far above the load on `/limited`, counted through the member.
@@ -57,7 +58,7 @@ listeners:
   - name: bench
     address: 127.0.0.1
     port: ${port}
-admin:
+${tls ? tlsListeners(tls) : ""}admin:
   address: 127.0.0.1
   port: ${adminPort}
 server:
@@ -111,6 +112,34 @@ export interface ClusterStore {
   mode: "strict" | "batched";
 }
 
+/**
+ * TLS listeners of the `tls` and `mtls` scenarios: the same certificate on Bun's native TLS,
+ * and behind the TLS bridge that client certificates need (mode request: wrk sends none).
+ */
+export interface BenchTls {
+  tlsPort: number;
+  mtlsPort: number;
+  certPath: string;
+  keyPath: string;
+  caPath: string;
+}
+
+function tlsListeners(tls: BenchTls): string {
+  const certificates = `certificates: [{ cert: ${JSON.stringify(tls.certPath)}, key: ${JSON.stringify(tls.keyPath)} }]`;
+  return `  - name: bench-tls
+    address: 127.0.0.1
+    port: ${tls.tlsPort}
+    tls:
+      ${certificates}
+  - name: bench-mtls
+    address: 127.0.0.1
+    port: ${tls.mtlsPort}
+    tls:
+      ${certificates}
+      client_certificates: { ca: ${JSON.stringify(tls.caPath)}, mode: request }
+`;
+}
+
 /** Telemetry of the second Turnpike (the \`observability\` scenario): metrics on, access log to a file. */
 export interface Telemetry {
   accessLogPath: string;
@@ -132,14 +161,13 @@ export async function startTurnpike(
   binary: string,
   processes: Processes,
   dir: string,
-  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[] },
+  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[]; tls?: BenchTls; cluster?: ClusterStore },
   name = "turnpike",
   telemetry: Telemetry | null = null,
-  cluster: ClusterStore | null = null,
 ): Promise<TurnpikeProcess> {
   const configPath = join(dir, `${name}.yaml`);
   const log = join(dir, `${name}.log`);
-  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? [], cluster));
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? [], ports.tls ?? null, ports.cluster ?? null));
   // The bench must not inherit a role or log level meant for something else.
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {

@@ -275,6 +275,9 @@ routes:
     const refused: Response[] = [];
     for (const pending of responses) void pending.then((response) => response.status === 503 && refused.push(response));
     await eventually(() => refused.length === 4, "four refusals");
+    await eventually(() => held.waiting === 2, "two requests at the upstream");
+    // Nothing else gets through while both slots are held.
+    await Bun.sleep(100);
     expect(held.waiting).toBe(2);
     for (const response of refused) await expectProblem(response, 503);
     held.open();

@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { basics, BINARY, startGateway, type Gateway, type Ports } from "./helpers/gateway.ts";
 import { expectProblem } from "./helpers/problem.ts";
 import { parseExposition } from "./helpers/prometheus.ts";
+import { startUpstream } from "./helpers/upstream.ts";
 
 // These tests start several gateways with several workers each.
 setDefaultTimeout(60_000);
@@ -146,6 +147,67 @@ store:
     const last = await fetch(`${second.url}/limited`, { headers: { "x-customer": "acme" } });
     expect(last.headers.get("ratelimit")).toMatch(/^"5-per-day";r=0;t=\d+$/);
     expect(second.logs()).toContain("durable counters restored");
+  });
+});
+
+describe("concurrency limits and leaky buckets through the binary", () => {
+  test("a concurrency limit per customer refuses what exceeds it while requests are in flight, and frees slots as they end (2 workers)", async () => {
+    let release: () => void = () => {};
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const upstream = startUpstream(async () => {
+      await gate;
+      return new Response("slow");
+    });
+    try {
+      const gateway = await start(
+        (ports) => `${basics(ports)}
+upstreams:
+  slow: { targets: [${upstream.url}] }
+routes:
+  - name: slow
+    match: { paths: [/slow] }
+    upstream: slow
+    policies:
+      - type: rate-limit
+        config:
+          key: header:x-customer
+          limits: [{ requests: 2, algorithm: concurrency }]
+`,
+        2,
+      );
+      const held = [0, 1].map(() => fetch(`${gateway.url}/slow`, { headers: { "x-customer": "acme", connection: "close" } }));
+      for (let i = 0; i < 200 && upstream.seen.length < 2; i++) await Bun.sleep(25);
+      expect(upstream.seen).toHaveLength(2);
+      const refused = await fetch(`${gateway.url}/slow`, { headers: { "x-customer": "acme", connection: "close" } });
+      expect(refused.headers.get("retry-after")).toBe("1");
+      expect(refused.headers.get("ratelimit")).toBe('"2-concurrent";r=0');
+      await expectProblem(refused, 429);
+      // Another customer has its own slots.
+      const other = fetch(`${gateway.url}/slow`, { headers: { "x-customer": "other", connection: "close" } });
+      for (let i = 0; i < 200 && upstream.seen.length < 3; i++) await Bun.sleep(25);
+      expect(upstream.seen).toHaveLength(3);
+      release();
+      expect((await Promise.all([...held, other])).map((r) => r.status)).toEqual([200, 200, 200]);
+      // Slots were given back when the responses were handed over.
+      await Bun.sleep(200);
+      const again = await fetch(`${gateway.url}/slow`, { headers: { "x-customer": "acme" } });
+      expect(again.status).toBe(200);
+      expect(again.headers.get("ratelimit")).toBe('"2-concurrent";r=1');
+    } finally {
+      release();
+      upstream.stop();
+    }
+  });
+
+  test("a leaky bucket holds requests until their turn and refuses those that would wait longer than max_wait", async () => {
+    const gateway = await start(limited(`          key: route
+          limits: [{ requests: 2, window: 1s, algorithm: leaky_bucket, max_wait: 1s }]`), 2);
+    const started = performance.now();
+    const statuses = await burst(`${gateway.url}/limited`, 4);
+    const elapsed = performance.now() - started;
+    // Departures at 0, 500 and 1000 ms; the fourth would wait 1500 ms.
+    expect(statuses.sort()).toEqual([200, 200, 200, 429]);
+    expect(elapsed).toBeGreaterThanOrEqual(900);
   });
 });
 

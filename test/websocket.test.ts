@@ -80,6 +80,9 @@ server:
 upstreams:
   chat: { targets: ["${first.url}"] }
   pair: { targets: ["${first.url}", "${second.url}"] }
+  least:
+    targets: ["${first.url}", "${second.url}"]
+    balancer: least_connections
   forbidding: { targets: ["${forbidding.url}"] }
   refusing: { targets: ["http://127.0.0.1:${closedPort}"] }
   silent:
@@ -93,6 +96,9 @@ routes:
   - name: pair
     match: { paths: [/pair] }
     upstream: pair
+  - name: least
+    match: { paths: [/least] }
+    upstream: least
   - name: limited
     match: { paths: [/limited] }
     upstream: chat
@@ -213,6 +219,24 @@ describe("target selection and limits", () => {
       await client.closed;
     }
     expect(names.sort()).toEqual(["first", "first", "second", "second"]);
+  });
+
+  test("open sessions count as connections for least_connections", async () => {
+    const nameOf = async (client: Awaited<ReturnType<typeof openClient>>) => (JSON.parse((await client.message(0)) as string) as { name: string }).name;
+    const a = await openClient("/least");
+    const aName = await nameOf(a);
+    const b = await openClient("/least");
+    const bName = await nameOf(b);
+    expect(bName).not.toBe(aName);
+    b.socket.close();
+    await b.closed;
+    await Bun.sleep(300);
+    // a's target still has its open session, b's has none: the next session goes to b's
+    // (taking turns, as with no sessions counted, would send it to a's).
+    const c = await openClient("/least");
+    expect(await nameOf(c)).toBe(bName);
+    a.socket.close();
+    c.socket.close();
   });
 
   test("an open session holds its concurrency slot until it closes", async () => {

@@ -159,6 +159,7 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     ],
     dispose() {
       for (const policy of created) policy.dispose?.();
+      for (const upstream of upstreams.values()) if (upstream.kind === "http") upstream.discovery?.stop();
     },
   };
   return { ok: true, graph };
@@ -282,7 +283,7 @@ function compileUpstream(name: string, config: UpstreamConfig, path: ConfigPath,
   const timeouts = compileTimeouts(config.timeouts, {}, [...path, "timeouts"], fail);
   if (config.type === "mock") {
     if (config.targets) fail([...path, "targets"], "a mock upstream has no targets");
-    for (const key of ["balancer", "hash_key", "failure_statuses", "health_check", "circuit_breaker", "retries"] as const) {
+    for (const key of ["balancer", "hash_key", "failure_statuses", "health_check", "circuit_breaker", "retries", "discovery"] as const) {
       if (config[key] !== undefined) fail([...path, key], `a mock upstream has no ${key} (it has no targets)`);
     }
     const concurrency = compileConcurrency(config.concurrency, `upstream "${name}"`);

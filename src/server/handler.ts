@@ -18,7 +18,7 @@ import type { WorkerTelemetry } from "../observability/telemetry.ts";
 import type { CompiledRoute } from "../router/types.ts";
 import { acquireAll, releaseAfterBody } from "../upstream/concurrency.ts";
 import { proxyToUpstream } from "../upstream/proxy.ts";
-import { isWebSocketUpgrade, proxyWebSocket, upgradedSession } from "../upstream/websocket.ts";
+import { isWebSocketUpgrade, proxyWebSocket, upgradedSession, whenSessionEnds } from "../upstream/websocket.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
 import { parseRequestTarget } from "./request-target.ts";
 
@@ -234,7 +234,7 @@ async function proxy(exchange: Exchange): Promise<Response> {
   const session = upgradedSession(response);
   if (session) {
     // A WebSocket holds its slots for as long as the session lasts.
-    session.onEnd.push(release);
+    whenSessionEnds(session, release);
     return response;
   }
   return releaseAfterBody(response, release);
@@ -248,10 +248,24 @@ async function callUpstream(exchange: Exchange, route: CompiledRoute): Promise<R
   if (upstream.kind === "mock") {
     const path = route.rewrite ? route.rewrite(exchange.url.pathname, exchange.params) : exchange.url.pathname;
     response = await answerMock(upstream.mock, exchange, path + exchange.url.search, exchange.upstreamHeaders);
-  } else if (exchange.server && isWebSocketUpgrade(exchange.request)) {
-    response = await proxyWebSocket(exchange, route, upstream.choose(exchange, null) ?? upstream.pick(), exchange.server);
   } else {
-    response = await proxyToUpstream(exchange, route, upstream);
+    // Right after a (re)load, a DNS-discovered upstream may still be resolving its names.
+    const resolving = upstream.discovery?.starting;
+    if (resolving) await resolving;
+    if (exchange.server && isWebSocketUpgrade(exchange.request)) {
+      const target = upstream.choose(exchange, null) ?? upstream.targets[0] ?? null;
+      response = target
+        ? await proxyWebSocket(exchange, route, target, exchange.server)
+        : problem({ status: 503, kind: "no-healthy-upstream", detail: `Upstream "${upstream.name}" has no target.`, requestId: exchange.requestId });
+      const session = target ? upgradedSession(response) : undefined;
+      if (session) {
+        // An open session is a request in flight to its target (least connections sees it).
+        target!.begin();
+        whenSessionEnds(session, () => target!.end());
+      }
+    } else {
+      response = await proxyToUpstream(exchange, route, upstream);
+    }
   }
   if (route.responseHeaders) applyHeaderOps(response.headers, route.responseHeaders);
   return response;

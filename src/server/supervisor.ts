@@ -22,6 +22,7 @@ import { readMetricsConfig } from "../observability/metrics/config.ts";
 import { NodeMetrics, SCRAPE_TIMEOUT_MS } from "../observability/metrics/node-metrics.ts";
 import { createNodeMemory, type NodeMemory } from "../shared/index.ts";
 import { setUpstreamEventSink } from "../upstream/events.ts";
+import { startDiscovery } from "../upstream/dns/targets.ts";
 import { ActiveHealthChecks } from "../upstream/health-check.ts";
 import { upstreamEventLogger, upstreamsStatus } from "../upstream/status.ts";
 import { restoreDurableCounters } from "../store/embedded/state-file.ts";
@@ -199,6 +200,7 @@ class Supervisor {
     this.#workers = started.workers;
     this.#started = true;
     this.#healthChecks.apply(this.#loaded.graph.upstreams);
+    this.#startDiscovery();
     if (graph.watch) this.#watch();
     this.#log.info("turnpike ready", {
       version: VERSION,
@@ -513,6 +515,16 @@ class Supervisor {
     this.#generation = generation;
     this.#configureLogs();
     this.#healthChecks.apply(next.loaded.graph.upstreams);
+    this.#startDiscovery();
+  }
+
+  /**
+   * DNS discovery of the current graph's upstreams, here for GET /upstreams and the
+   * health checks (which follow the targets it finds). The supervisor logs what it finds;
+   * workers look names up too, quietly.
+   */
+  #startDiscovery(): void {
+    startDiscovery(this.#loaded.graph.upstreams, this.#log);
   }
 
   /** Writes the audit record of a reload (to the audit log of the config in force after it). */

@@ -17,9 +17,8 @@
  * one name in TLS and another in HTTP). A client that sent no SNI got the default
  * (first) certificate, so it may only name a host that certificate serves, or an IP.
  */
-import type { Server } from "bun";
+import type { Server, Socket } from "bun";
 import { X509Certificate } from "node:crypto";
-import { connect, type Socket } from "node:net";
 import { createSecureContext, createServer, type SecureContext, type TLSSocket } from "node:tls";
 import type { CompiledListener } from "../config/graph.ts";
 import type { ClientCertificate, TlsInfo } from "../core/exchange.ts";
@@ -112,35 +111,76 @@ export async function startTlsBridge(
   // client's business: logged at debug level by the caller, never fatal.
   server.on("tlsClientError", (error) => onError("TLS handshake failed", error));
 
+  /**
+   * Joins a TLS connection to a new loopback connection to the inner server, both ways,
+   * with backpressure: a side that cannot take more pauses the other.
+   */
   function accept(socket: TLSSocket): void {
     socket.pause();
-    const tls: TlsInfo = {
-      serverName: typeof socket.servername === "string" && socket.servername !== "" ? socket.servername.toLowerCase() : null,
-      clientCertificate: describePeer(socket),
+    const record: ConnectionRecord = {
+      peerAddress: socket.remoteAddress ?? "",
+      tls: {
+        serverName: typeof socket.servername === "string" && socket.servername !== "" ? socket.servername.toLowerCase() : null,
+        clientCertificate: describePeer(socket),
+      },
     };
-    const record: ConnectionRecord = { peerAddress: socket.remoteAddress ?? "", tls };
-    const upstream: Socket = connect({ host: "127.0.0.1", port: innerPort, noDelay: true });
+    let inner: Socket<undefined> | null = null;
     let localPort = -1;
     let closed = false;
+    /** Bytes from the client that the loopback socket has not taken yet. */
+    const backlog: Uint8Array[] = [];
     const close = () => {
       if (closed) return;
       closed = true;
       if (localPort >= 0) connections.delete(localPort);
       socket.destroy();
-      upstream.destroy();
+      inner?.terminate();
     };
-    upstream.once("connect", () => {
-      localPort = upstream.localPort ?? -1;
-      connections.set(localPort, record);
-      socket.pipe(upstream);
-      upstream.pipe(socket);
-      socket.resume();
-    });
+    const flush = (target: Socket<undefined>): boolean => {
+      while (backlog.length > 0) {
+        const chunk = backlog[0]!;
+        const written = target.write(chunk);
+        if (written < chunk.byteLength) {
+          backlog[0] = chunk.subarray(Math.max(written, 0));
+          return false;
+        }
+        backlog.shift();
+      }
+      return true;
+    };
     socket.setNoDelay(true);
+    socket.on("data", (chunk: Buffer) => {
+      backlog.push(chunk);
+      if (inner && !flush(inner)) socket.pause();
+    });
+    socket.on("end", () => inner?.end());
     socket.on("error", close);
-    upstream.on("error", close);
     socket.on("close", close);
-    upstream.on("close", close);
+    Bun.connect({
+      hostname: "127.0.0.1",
+      port: innerPort,
+      socket: {
+        open(connection) {
+          inner = connection;
+          localPort = connection.localPort;
+          connections.set(localPort, record);
+          if (flush(connection)) socket.resume();
+        },
+        data(connection, data) {
+          if (!socket.write(data)) {
+            connection.pause();
+            socket.once("drain", () => connection.resume());
+          }
+        },
+        drain(connection) {
+          if (flush(connection)) socket.resume();
+        },
+        end: () => void socket.end(),
+        close,
+        error: close,
+        connectError: close,
+      },
+    }).catch(close);
   }
 
   await new Promise<void>((resolve, reject) => {

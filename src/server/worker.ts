@@ -19,6 +19,7 @@ import { setUpstreamEventSink } from "../upstream/events.ts";
 import { upstreamEventLogger } from "../upstream/status.ts";
 import { deliverFromBus, setBusTransport } from "../store/embedded/bus.ts";
 import { processStores } from "../store/index.ts";
+import { startDiscovery } from "../upstream/dns/targets.ts";
 import { webSocketHandler } from "../upstream/websocket.ts";
 import { createRequestHandler, type ConnectionRegistry } from "./handler.ts";
 import { startTlsBridge, type TlsBridge } from "./tls-bridge.ts";
@@ -96,6 +97,7 @@ export function runWorker(): void {
     // the first request that needs it.
     if (graph.store.type !== "embedded") processStores.get(graph.store);
     telemetry.configure(graph);
+    startDiscovery(graph.upstreams, log, { quiet: true });
     if (!started) {
       started = true;
       const first = graph;

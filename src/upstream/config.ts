@@ -11,6 +11,9 @@ import type { Timeouts } from "../router/types.ts";
 import { BALANCERS, type BalancerName } from "./balancers/index.ts";
 import type { BreakerSettings } from "./circuit-breaker.ts";
 import type { ConcurrencyLimiter } from "./concurrency.ts";
+import { compileDiscovery, discoverySchema } from "./dns/config.ts";
+import type { DiscoveryConfig } from "./dns/discovery.ts";
+import { DiscoveredTargets, isDiscoverable } from "./dns/targets.ts";
 import { nodeCells } from "./node-cells.ts";
 import type { OutlierSettings } from "./outlier.ts";
 import { IDEMPOTENT_METHODS, RetryBudget, type RetrySettings } from "./retry.ts";
@@ -70,6 +73,7 @@ export interface TrafficConfig {
   health_check?: { active?: ActiveCheckConfig; passive?: PassiveCheckConfig };
   circuit_breaker?: CircuitBreakerConfig;
   retries?: RetriesConfig;
+  discovery?: DiscoveryConfig;
 }
 
 const status = { type: "integer", minimum: 100, maximum: 599 };
@@ -99,6 +103,7 @@ export const targetSchema = {
 
 /** Schema of the traffic-management keys of an upstream. */
 export const trafficSchemaProperties = {
+  discovery: discoverySchema,
   balancer: { enum: Object.keys(BALANCERS), description: "How a target is picked; default weighted_round_robin." },
   hash_key: {
     type: "string",
@@ -240,6 +245,10 @@ export function compileHttpUpstream(
   const breaker = compileBreaker(config.circuit_breaker, [...path, "circuit_breaker"], check);
   const retry = compileRetries(config.retries, [...path, "retries"], check);
   const activeCheck = compileActive(config.health_check?.active, [...path, "health_check", "active"], check);
+  const discovery = config.discovery ? compileDiscovery(config.discovery, [...path, "discovery"], check) : null;
+  if (discovery && specs.length > 0 && !specs.some(isDiscoverable)) {
+    check([...path, "discovery"], "discovery needs a target whose host is a name; every target here is an IP address");
+  }
   if (before.errors > 0) return null;
 
   const cells = nodeCells();
@@ -253,9 +262,10 @@ export function compileHttpUpstream(
     });
     return { targets, levels };
   };
-  const { targets, levels } = build(specs);
+  // With discovery, named targets have no address until their first lookup.
+  const { targets, levels } = build(discovery ? specs.filter((spec) => !isDiscoverable(spec)) : specs);
   const upstreamBlock = breaker?.scope === "upstream" ? cells.block(`upstream:${name}\nbreaker`, UPSTREAM_CELLS) : null;
-  return new HttpUpstream({
+  const upstream = new HttpUpstream({
     name,
     targets,
     levels,
@@ -271,6 +281,8 @@ export function compileHttpUpstream(
     concurrency,
     tls,
   });
+  if (discovery) upstream.discovery = new DiscoveredTargets(specs, discovery, (found) => upstream.replaceTargets(found));
+  return upstream;
 }
 
 /** The request's hash key; a request without the configured one falls back to its client IP. */

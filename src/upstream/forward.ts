@@ -23,6 +23,7 @@ import { problem } from "../core/problem.ts";
 import type { CompiledRoute } from "../router/types.ts";
 import { probeConnect } from "./connect-probe.ts";
 import { copyEndToEnd } from "./hop-by-hop.ts";
+import type { UpstreamTls } from "../config/pem.ts";
 import type { Target } from "./types.ts";
 
 /** Responses up to this declared size are read whole under the timeouts; larger ones stream. */
@@ -56,6 +57,17 @@ const CONNECT_FAILURES = new Set(["ECONNREFUSED", "ConnectionRefused", "FailedTo
 
 /** Abort reason when the client disconnected before the exchange ended. */
 const CLIENT_GONE = new Error("the client went away");
+
+/**
+ * The `tls` option for `target`: the upstream's settings, and for a target found by DNS
+ * discovery (connected by address) its host name as the server name to verify, unless
+ * the upstream's `tls.server_name` says otherwise.
+ */
+function upstreamTls(route: CompiledRoute, target: Target): { tls?: UpstreamTls } {
+  const tls = route.upstream.kind === "http" ? route.upstream.tls : null;
+  if (target.serverName && !tls?.serverName) return { tls: { rejectUnauthorized: true, ...tls, serverName: target.serverName } };
+  return tls ? { tls } : {};
+}
 
 /** Builds the upstream URL: target base path + (rewritten) request path + query. */
 function upstreamUrl(exchange: Exchange, route: CompiledRoute, target: Target): string {
@@ -122,7 +134,7 @@ async function forward(exchange: Exchange, route: CompiledRoute, target: Target,
       body: attempt?.body !== undefined ? attempt.body : exchange.body,
       redirect: "manual",
       decompress: false,
-      ...(route.upstream.kind === "http" && route.upstream.tls ? { tls: route.upstream.tls } : {}),
+      ...upstreamTls(route, target),
       signal: controller.signal,
       duplex: "half",
     });

@@ -129,7 +129,9 @@ async function probe(target: TargetRuntime, settings: ActiveCheckSettings, tls: 
     const failure = await probeConnect(target, settings.timeoutMs);
     return failure === null ? null : failure === "timeout" ? `no connection within ${settings.timeoutMs} ms` : failure;
   }
-  const origin = settings.type === "https" ? `https://${target.host}` : target.origin;
+  // An https target is probed at its own origin (its address, when found by DNS discovery).
+  const origin = settings.type === "https" && !target.origin.startsWith("https:") ? `https://${target.host}` : target.origin;
+  if (target.serverName && origin.startsWith("https:") && !tls?.serverName) tls = { rejectUnauthorized: true, ...tls, serverName: target.serverName };
   try {
     const response = await fetch(origin + target.basePath + settings.path, {
       headers: { host: settings.host ?? target.host, "user-agent": "turnpike-health-check" },

@@ -28,6 +28,8 @@ export interface TargetSpec {
   weight: number;
   /** 0 for primaries; backups have higher numbers and get traffic only when no lower level has an available target. */
   priority: number;
+  /** For a target found by DNS discovery over https: the name to verify its certificate against. */
+  serverName?: string | null;
 }
 
 /** A target with node-wide state. */
@@ -39,6 +41,7 @@ export class TargetRuntime implements Target, BalancedTarget {
   readonly host: string;
   readonly weight: number;
   readonly priority: number;
+  readonly serverName: string | null;
   readonly outlier: OutlierDetector | null;
   readonly breaker: CircuitBreaker | null;
   readonly #cells: Int32Array;
@@ -68,6 +71,7 @@ export class TargetRuntime implements Target, BalancedTarget {
     this.host = spec.host;
     this.weight = spec.weight;
     this.priority = spec.priority;
+    this.serverName = spec.serverName ?? null;
     const key = `upstream:${upstream}\ntarget:${spec.url}`;
     const own = cells.block(`${key}\nstate`, TARGET_CELLS);
     this.#key = key;

@@ -15,6 +15,8 @@ export interface Target {
   /** `host[:port]` to send when the route uses the upstream's Host. */
   host: string;
   weight: number;
+  /** For a target found by DNS discovery over https: the name to verify its certificate against. */
+  serverName?: string | null;
 }
 
 /** An upstream answered by a mock. */

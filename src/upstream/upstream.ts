@@ -11,6 +11,7 @@ import type { Balancer, BalancerName, PickHints } from "./balancers/index.ts";
 import { BREAKER_CELLS, CircuitBreaker, type BreakerSettings } from "./circuit-breaker.ts";
 import { now32 } from "./clock.ts";
 import type { RetryBudget, RetrySettings } from "./retry.ts";
+import type { DiscoveredTargets } from "./dns/targets.ts";
 import type { TargetRuntime, TargetSpec, TargetStatus } from "./target.ts";
 
 /** Compiled `health_check.active` settings. */
@@ -77,6 +78,8 @@ export class HttpUpstream {
   readonly concurrency: ConcurrencyLimiter | null;
   /** TLS toward https targets (CA to verify them, client certificate to present); null: defaults. */
   readonly tls: UpstreamTls | null;
+  /** DNS discovery of the targets' host names (`discovery`), else null. */
+  discovery: DiscoveredTargets | null = null;
   readonly #hashKey: ((exchange: Exchange) => string | null) | null;
   readonly #hints: PickHints = { hashKey: null };
   readonly #build: HttpUpstreamParts["build"];

@@ -46,6 +46,12 @@ export function upgradedSession(response: Response): WebSocketSession | undefine
   return sessions.get(response);
 }
 
+/** Runs `callback` once the session has ended (at once if it already has). */
+export function whenSessionEnds(session: WebSocketSession, callback: () => void): void {
+  if (session.closed) callback();
+  else session.onEnd.push(callback);
+}
+
 /** Request headers that belong to the client's handshake, not to the upstream's. */
 const HANDSHAKE_HEADERS = ["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions", "sec-websocket-protocol"];
 

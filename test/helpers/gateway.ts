@@ -63,7 +63,7 @@ export async function startGateway(template: (ports: Ports) => string, options: 
   if (options.workers !== undefined) args.push("--workers", String(options.workers));
   const proc = Bun.spawn(args, {
     cwd: dir,
-    env: { ...process.env, ...options.env },
+    env: { ...inheritedEnv(), ...options.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";
@@ -108,6 +108,17 @@ export async function startGateway(template: (ports: Ports) => string, options: 
   };
   if (!options.noWait) await waitReady(gateway);
   return gateway;
+}
+
+/**
+ * The test process's environment without what the gateway sets for its own children: a
+ * test that creates node shared memory in-process sets TURNPIKE_SHARED_MEMORY, and a
+ * gateway inheriting it would map a file that belongs to nobody (or no longer exists).
+ */
+function inheritedEnv(): Record<string, string | undefined> {
+  const env = { ...process.env };
+  delete env.TURNPIKE_SHARED_MEMORY;
+  return env;
 }
 
 /** Polls `GET /readyz` until 200; fails with the logs if the process exits or 20 s pass. */

@@ -27,6 +27,8 @@ let carol: TestCertificate;
 let mallory: TestCertificate;
 let gatewayClient: TestCertificate;
 let upstream: ReturnType<typeof Bun.serve>;
+let bulk: ReturnType<typeof Bun.serve>;
+const BIG = new Uint8Array(5 * 1024 * 1024).map((_, i) => (i * 7 + (i >> 10)) & 255);
 let gateway: Gateway;
 
 const fingerprint = (cert: TestCertificate) => new X509Certificate(cert.cert).fingerprint256;
@@ -51,6 +53,17 @@ beforeAll(async () => {
     port: 0,
     tls: { cert: upstreamCert.cert, key: upstreamCert.key, ca: clientCa.cert, requestCert: true, rejectUnauthorized: true },
     fetch: (request) => Response.json({ path: new URL(request.url).pathname, headers: Object.fromEntries(request.headers) }),
+  });
+
+  // A plain upstream for big bodies both ways: it answers an upload with its SHA-256.
+  bulk = Bun.serve({
+    hostname: "127.0.0.1",
+    port: 0,
+    maxRequestBodySize: 64 * 1024 * 1024,
+    async fetch(request) {
+      if (request.method === "POST") return new Response(new Bun.CryptoHasher("sha256").update(await request.arrayBuffer()).digest("hex"));
+      return new Response(BIG);
+    },
   });
 
   gateway = await startGateway(
@@ -83,6 +96,8 @@ upstreams:
   secure:
     targets: [https://127.0.0.1:${upstream.port}]
     tls: { ca: ${serverCa.certPath}, cert: ${gatewayClient.certPath}, key: ${gatewayClient.keyPath}, server_name: upstream.test }
+  bulk:
+    targets: [http://127.0.0.1:${bulk.port}]
   secure-without-cert:
     targets: [https://127.0.0.1:${upstream.port}]
     tls: { ca: ${serverCa.certPath}, server_name: upstream.test }
@@ -101,6 +116,10 @@ routes:
     match: { paths: ["/any-cert"] }
     upstream: echo
     policies: [{ type: mtls-auth, config: { consumer: optional } }]
+  - name: bulk
+    match: { paths: ["/bulk"] }
+    upstream: bulk
+    policies: [{ type: mtls-auth }]
   - name: secure
     match: { paths: ["/secure"] }
     upstream: secure
@@ -118,6 +137,7 @@ routes:
 afterAll(async () => {
   expect(await gateway.stop()).toBe(0);
   upstream.stop(true);
+  bulk.stop(true);
 });
 
 interface CallOptions {
@@ -191,6 +211,27 @@ describe("client certificates identify consumers", () => {
     const body = await expectProblem(await call("/private", { client: mallory }), 401);
     expect(body.detail).toBe("The credentials are not valid.");
   });
+});
+
+test("megabytes flow both ways through the TLS bridge, intact", async () => {
+  const download = await call("/bulk", { client: alice });
+  expect(download.status).toBe(200);
+  expect(Buffer.from(await download.arrayBuffer()).equals(Buffer.from(BIG))).toBe(true);
+  const upload = await fetch(`https://127.0.0.1:${gateway.ports.port}/bulk`, {
+    method: "POST",
+    body: BIG,
+    headers: { host: "a.test" },
+    tls: { ca: serverCa.cert, serverName: "a.test", checkServerIdentity: () => undefined, cert: alice.cert, key: alice.key },
+  } as RequestInit);
+  expect(await upload.text()).toBe(new Bun.CryptoHasher("sha256").update(BIG).digest("hex"));
+  // Keep-alive: several requests on one connection keep the connection's identity.
+  for (let i = 0; i < 3; i++) {
+    const response = await fetch(`https://127.0.0.1:${gateway.ports.port}/private`, {
+      headers: { host: "a.test" },
+      tls: { ca: serverCa.cert, serverName: "a.test", checkServerIdentity: () => undefined, cert: bob.cert, key: bob.key },
+    } as RequestInit);
+    expect(await consumerOf(response)).toBe("bob");
+  }
 });
 
 describe("the TLS server name and the Host must agree", () => {
