@@ -24,7 +24,7 @@ interface Outcome {
 }
 
 /** Runs the binary to completion (killed after `timeoutMs`). */
-async function cli(args: string[], timeoutMs = 4_000): Promise<Outcome> {
+async function cli(args: string[], timeoutMs = 30_000): Promise<Outcome> {
   const proc = Bun.spawn([BINARY, ...args], { cwd: dir, stdio: ["ignore", "pipe", "pipe"], env: { ...process.env, TURNPIKE_TEST_SET: "yes" } });
   const timer = setTimeout(() => proc.kill("SIGKILL"), timeoutMs);
   const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);

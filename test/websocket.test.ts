@@ -283,6 +283,18 @@ describe("failures before the upgrade", () => {
     expect(body.type).toBe("urn:turnpike:problem:upstream-timeout");
   });
 
+  test("an upgrade request without a valid key or version gets 400 problem+json and no upstream call", async () => {
+    const before = first.closes.length;
+    const noKey = await sendRaw(gateway.ports.port, handshake("/chat/x").replace(/Sec-WebSocket-Key: [^\r]*\r\n/, ""));
+    expect(noKey.status).toBe(400);
+    expect(noKey.headers["content-type"]).toBe("application/problem+json");
+    expect(JSON.parse(noKey.body).type).toBe("urn:turnpike:problem:bad-upgrade");
+    const oldVersion = await sendRaw(gateway.ports.port, handshake("/chat/x").replace("Sec-WebSocket-Version: 13", "Sec-WebSocket-Version: 8"));
+    expect(oldVersion.status).toBe(400);
+    await Bun.sleep(100);
+    expect(first.closes.length).toBe(before);
+  });
+
   test("a browser-style client sees the failure as a failed connection, and the gateway keeps serving", async () => {
     await expect(openClient("/refusing")).rejects.toThrow("failed");
     const client = await openClient("/chat/after");

@@ -60,6 +60,16 @@ const HANDSHAKE_HEADERS = ["sec-websocket-key", "sec-websocket-version", "sec-we
  * problem to answer on failure, or a placeholder (status 101) after the upgrade.
  */
 export async function proxyWebSocket(exchange: Exchange, route: CompiledRoute, target: Target, server: Server<unknown>): Promise<Response> {
+  // A handshake the client side cannot complete is refused before any upstream work.
+  const key = exchange.request.headers.get("sec-websocket-key");
+  if (key === null || !/^[A-Za-z0-9+/]{22}==$/.test(key) || exchange.request.headers.get("sec-websocket-version") !== "13") {
+    return problem({
+      status: 400,
+      kind: "bad-upgrade",
+      detail: "A WebSocket upgrade needs a Sec-WebSocket-Key (16 bytes in base64) and Sec-WebSocket-Version: 13.",
+      requestId: exchange.requestId,
+    });
+  }
   exchange.upstreamTarget = target.origin;
   const path = route.rewrite ? route.rewrite(exchange.url.pathname, exchange.params) : exchange.url.pathname;
   const url = (target.origin.startsWith("https:") ? "wss:" : "ws:") + target.origin.slice(target.origin.indexOf("//")) + target.basePath + path + exchange.url.search;

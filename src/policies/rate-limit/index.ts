@@ -308,6 +308,23 @@ export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
       return undefined;
     };
 
+    // Failing open: the worker's own counters decide; if even those are full, the request passes.
+    const passed = (limit: CompiledLimit): Verdict => ({ admitted: true, remaining: limit.requests, resetMs: 0, retryAfterMs: 0, delayMs: 0, undo: null });
+    const fallbackNow = (limit: CompiledLimit, key: string, now: number): Verdict => {
+      try {
+        return limit.fallback.checkNow!(local, key, now);
+      } catch {
+        return passed(limit);
+      }
+    };
+    const fallback = async (limit: CompiledLimit, key: string, now: number): Promise<Verdict> => {
+      try {
+        return await limit.fallback.check(local, key, now);
+      } catch {
+        return passed(limit);
+      }
+    };
+
     /** Every limit has a synchronous form: with the embedded store no step waits on a promise. */
     const allSync = limits.every((limit) => limit.limiter.checkNow && limit.fallback.checkNow);
 
@@ -324,7 +341,7 @@ export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
         } catch {
           if (limit.failClosed) return unavailable(exchange, verdicts);
           recordDecision(exchange, "rate-limit", "fallback");
-          verdict = limit.fallback.checkNow!(local, counterKey, now);
+          verdict = fallbackNow(limit, counterKey, now);
         }
         const refused = settle(exchange, i, verdict, verdicts);
         if (refused) return refused;
@@ -348,7 +365,7 @@ export const rateLimitPolicy: PolicyFactory<RateLimitConfig> = {
         } catch {
           if (limit.failClosed) return unavailable(exchange, verdicts);
           recordDecision(exchange, "rate-limit", "fallback");
-          verdict = await limit.fallback.check(local, counterKey, now);
+          verdict = await fallback(limit, counterKey, now);
         }
         const refused = settle(exchange, i, verdict, verdicts);
         if (refused) return refused;
