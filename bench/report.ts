@@ -75,6 +75,8 @@ export interface BenchResult {
   policyChainVsNginxPlain: number | null;
   /** Turnpike CPU per request of the rate-limit scenario over plain's (goal ≤ 1.1); null when either did not run. */
   rateLimitVsPlain?: number | null;
+  /** Turnpike's CPU per request with API-key and cached-JWT auth over nginx's plain proxy (goals ≤ 1.3× and ≤ 1.4×). */
+  authVsNginxPlain?: { apiKey: number | null; jwt: number | null } | null;
   /** The telemetry goal (observability / plain, Turnpike); null unless both scenarios ran. */
   observability?: ObservabilityVerdict | null;
   /** The balancing goal (least-connections / plain, Turnpike); null unless both scenarios ran. */
@@ -358,6 +360,13 @@ export function toMarkdown(result: BenchResult): string {
   }
   if (result.rateLimitVsPlain !== undefined && result.rateLimitVsPlain !== null) {
     lines.push(`Turnpike with a rate limit vs Turnpike plain, CPU per request: ${times(result.rateLimitVsPlain)} (goal ≤ 1.10×: ${result.rateLimitVsPlain <= 1.1 ? "PASS" : "FAIL"}).`, "");
+  }
+  const auth = result.authVsNginxPlain;
+  if (auth?.apiKey != null) {
+    lines.push(`Turnpike with API-key auth vs nginx's plain proxy, CPU per request: ${times(auth.apiKey)} (goal ≤ 1.30×: ${auth.apiKey <= 1.3 ? "PASS" : "FAIL"}).`, "");
+  }
+  if (auth?.jwt != null) {
+    lines.push(`Turnpike with cached RS256 JWT auth vs nginx's plain proxy, CPU per request: ${times(auth.jwt)} (goal ≤ 1.40×: ${auth.jwt <= 1.4 ? "PASS" : "FAIL"}).`, "");
   }
   if (result.policyChainVsNginxPlain !== null) {
     lines.push(`Turnpike with the policy chain vs nginx's plain proxy, CPU per request: ${times(result.policyChainVsNginxPlain)}.`, "");
