@@ -564,6 +564,12 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
           jwt: jwtAuthed ? jwtAuthed.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
         }
       : null,
+    authVsTurnpikePlain: plain
+      ? {
+          apiKey: apiKeyed ? apiKeyed.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest : null,
+          jwt: jwtAuthed ? jwtAuthed.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest : null,
+        }
+      : null,
     rateLimitVsPlain: plain && rateLimited ? rateLimited.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest : null,
     observability: plain && withLogs ? observabilityVerdict(plain, withLogs, accessLog!, scrapes) : null,
     cluster,
