@@ -39,6 +39,32 @@ async function startExample(name: string): Promise<Gateway> {
   return startGateway((ports) => text.replace(/port: 8080\b/, `port: ${ports.port}`).replace(/port: 9901\b/, `port: ${ports.adminPort}`), { workers: 1 });
 }
 
+test("examples/upstreams.yaml: requests reach the primaries, never the backup; GET /upstreams shows all three healthy", async () => {
+  const text = readFileSync(join(dir, "upstreams.yaml"), "utf8");
+  const gateway = await startGateway(
+    (ports) => text.replaceAll("8080", String(ports.port)).replaceAll("8081", String(ports.port2)).replaceAll("9901", String(ports.adminPort)),
+    { workers: 2 },
+  );
+  try {
+    const paths = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const response = await fetch(`${gateway.url}/api/items`, { headers: { connection: "close" } });
+      expect(response.status).toBe(200);
+      paths.add(((await response.json()) as { path: string }).path);
+    }
+    for (const path of paths) expect(["/primary-a/items", "/primary-b/items"]).toContain(path);
+    const view = (await (await fetch(`${gateway.adminUrl}/upstreams`)).json()) as { upstreams: { api: { balancer: string; targets: { url: string; healthy: boolean; priority: number }[] } } };
+    expect(view.upstreams.api.balancer).toBe("least_connections");
+    expect(view.upstreams.api.targets.map((t) => [t.url.replace(/:\d+/, ""), t.priority, t.healthy])).toEqual([
+      ["http://127.0.0.1/primary-a", 0, true],
+      ["http://127.0.0.1/primary-b", 0, true],
+      ["http://127.0.0.1/backup", 1, true],
+    ]);
+  } finally {
+    await gateway.stop();
+  }
+}, 60_000);
+
 test("examples/api-key.yaml: GET /private answers 200 only with the demo key", async () => {
   const gateway = await startExample("api-key.yaml");
   try {

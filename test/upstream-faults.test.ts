@@ -109,6 +109,8 @@ describe("retries", () => {
       expect(`${response.status} ${response.body}`).toBe("200 stored");
     }
     expect(seen).toEqual(["payload-0", "payload-1", "payload-2", "payload-3"]);
+    // An empty body is kept too (and sent as none).
+    for (let i = 0; i < 2; i++) expect((await get(buffered, "/", { method: "POST", body: "" })).status).toBe(200);
     // A body above the cap streams once and is not retried.
     const big = "x".repeat(4096);
     const bigStatuses = [];
@@ -240,6 +242,31 @@ describe("node-wide state with two workers", () => {
     expect(gateway.logs().split('"msg":"circuit opened"').length - 1).toBe(1);
     const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
     expect(metrics).toContain(`turnpike_upstream_circuit_state{upstream="api",target="${failing.url}"} 1`);
+    await gateway.stop();
+  });
+
+  test("an upstream-wide circuit counts the failures of all its targets and refuses for all of them", async () => {
+    const first = upstream(() => new Response("down", { status: 503 }));
+    const second = upstream(() => new Response("down", { status: 502 }));
+    const gateway = await start(
+      `    balancer: round_robin
+    targets: [${first.url}, ${second.url}]
+    circuit_breaker: { scope: upstream, failures: 4, window: 60s, open_for: 20s }
+`,
+      2,
+    );
+    for (let i = 0; i < 4; i++) expect((await get(gateway)).status).toBeGreaterThanOrEqual(502);
+    const calls = first.seen.length + second.seen.length;
+    expect(calls).toBe(4);
+    for (let i = 0; i < 6; i++) {
+      const response = await get(gateway);
+      expect(response.status).toBe(503);
+      expect(await problemType(response)).toBe("urn:turnpike:problem:circuit-open");
+      expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+    expect(first.seen.length + second.seen.length).toBe(calls);
+    const view = (await (await fetch(`${gateway.adminUrl}/upstreams`)).json()) as { upstreams: { api: { circuit: string } } };
+    expect(view.upstreams.api.circuit).toBe("open");
     await gateway.stop();
   });
 

@@ -26,6 +26,9 @@ import { parseAddress } from "../core/net.ts";
 import { problem } from "../core/problem.ts";
 import type { ConnectionRegistry } from "./handler.ts";
 
+/** Longest a TLS handshake may take, in milliseconds. */
+const HANDSHAKE_TIMEOUT_MS = 10_000;
+
 /** A running bridge: the public TLS server and the internal Bun.serve behind it. */
 export interface TlsBridge {
   /** The internal server (its pending requests count for the drain). */
@@ -93,6 +96,8 @@ export async function startTlsBridge(
       minVersion: "TLSv1.2",
       requestCert: true,
       rejectUnauthorized: client.mode === "require",
+      // A client that opens a connection and never finishes the handshake is dropped.
+      handshakeTimeout: HANDSHAKE_TIMEOUT_MS,
       ALPNProtocols: ["http/1.1"],
       SNICallback(name, callback) {
         const lower = name.toLowerCase();

@@ -27,7 +27,8 @@ export async function proxyToUpstream(exchange: Exchange, route: CompiledRoute, 
       const kept = await keepBody(exchange, retry);
       if (kept instanceof Response) return kept;
       if (kept === null) retriesLeft = 0;
-      else body = kept;
+      // An empty body is sent as none (fetch refuses any body on GET and HEAD).
+      else body = kept.byteLength === 0 ? null : kept;
     }
   }
 
@@ -121,7 +122,7 @@ async function keepBody(exchange: Exchange, retry: RetrySettings): Promise<Uint8
     throw error;
   }
   exchange.body = null;
-  return size === 0 ? null : Buffer.concat(chunks, size);
+  return size === 0 ? new Uint8Array(0) : Buffer.concat(chunks, size);
 }
 
 /** A stream of `chunks` followed by what `reader` still has. */

@@ -316,3 +316,48 @@ routes:
   expect(out).toMatch(/upstreams\.half\.tls: cert and key go together .*\(line 13/);
   expect(out).toMatch(/upstreams\.mismatched\.tls\.key: the private key in .*alice\.key does not belong to the certificate .*\(line 16/);
 });
+
+test("a reload that changes the client CA file restarts the workers on the new CA", async () => {
+  const rotated = await startGateway(
+    (ports) => `listeners:
+  - address: 127.0.0.1
+    port: ${ports.port}
+    tls:
+      certificates: [{ cert: ${a.certPath}, key: ${a.keyPath} }]
+      client_certificates: { ca: client-ca.pem, mode: request }
+admin:
+  port: ${ports.adminPort}
+upstreams:
+  echo: { type: mock, mock: { echo: true } }
+routes:
+  - name: private
+    match: { paths: ["/private"] }
+    upstream: echo
+    policies: [{ type: mtls-auth, config: { consumer: optional } }]
+`,
+    { workers: 1, files: { "client-ca.pem": clientCa.cert } },
+  );
+  try {
+    const as = (client: TestCertificate) => call("/private", { port: rotated.ports.port, client });
+    expect((await as(alice)).status).toBe(200);
+    expect((await as(mallory)).status).toBe(401);
+    writeFileSync(join(rotated.dir, "client-ca.pem"), otherCa.cert);
+    expect(await rotated.reload()).toBe("reloaded");
+    expect(rotated.logs()).toContain('"mode":"rolling restart"');
+    // New connections meet the new workers; allow the old ones a moment to hand over.
+    const deadline = performance.now() + 20_000;
+    let statuses: number[] = [];
+    while (performance.now() < deadline) {
+      statuses = [(await as(mallory)).status, (await as(alice)).status];
+      if (statuses[0] === 200 && statuses[1] === 401) break;
+      await Bun.sleep(100);
+    }
+    expect(statuses).toEqual([200, 401]);
+    // A CA file that is not a CA is refused; the current one keeps serving.
+    writeFileSync(join(rotated.dir, "client-ca.pem"), alice.cert);
+    expect(await rotated.reload()).toBe("failed");
+    expect((await as(mallory)).status).toBe(200);
+  } finally {
+    expect(await rotated.stop()).toBe(0);
+  }
+});
