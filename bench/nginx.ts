@@ -118,7 +118,7 @@ ${poolPorts.map((p) => `    server 127.0.0.1:${p};`).join("\n")}
       limit_req zone=bench_rate burst=1000000 nodelay;
       ${pass}
     }
-    location = /limited {
+    location = /concurrency-limited {
       limit_conn bench_conn 1000;
       ${pass}
     }

@@ -87,8 +87,8 @@ ${
         config: { request: { set: { ${POLICY_REQUEST_HEADER}: "on" } } }
       - type: request-size-limit
         config: { max_body_size: 1MiB }
-  - name: limited
-    match: { paths: [/limited] }
+  - name: concurrency-limited
+    match: { paths: [/concurrency-limited] }
     upstream: backend
     concurrency: { max: 1000, queue: { size: 100, timeout: 1s } }
   - name: rate-limited
