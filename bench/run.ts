@@ -124,6 +124,16 @@ const SCENARIOS: Scenario[] = [
     turnpike: "bare",
   },
   {
+    name: "concurrency",
+    path: "/concurrency-limited",
+    description:
+      "GET through a route concurrency limit that never refuses (max 1000 in flight, queue 100), counted node-wide in shared memory " +
+      "and held until the response body is sent. nginx: limit_conn 1000 per server. Its Turnpike CPU per request is compared with plain's.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "bare",
+  },
+  {
     name: "tls",
     path: "/plain",
     description:

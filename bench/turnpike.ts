@@ -87,6 +87,10 @@ ${
         config: { request: { set: { ${POLICY_REQUEST_HEADER}: "on" } } }
       - type: request-size-limit
         config: { max_body_size: 1MiB }
+  - name: concurrency-limited
+    match: { paths: [/concurrency-limited] }
+    upstream: backend
+    concurrency: { max: 1000, queue: { size: 100, timeout: 1s } }
   - name: rate-limited
     match: { paths: [/rate-limited] }
     upstream: backend
