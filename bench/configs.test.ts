@@ -30,6 +30,21 @@ describe("bench configs", () => {
     }
   });
 
+  test("a cluster Turnpike points its store at the member and counts /limited there", () => {
+    for (const mode of ["strict", "batched"] as const) {
+      const result = new ConfigLoader().loadText(turnpikeConfig(18084, 19903, 18081, null, [], null, { member: "127.0.0.1:5701", mode }), "/tmp/bench.yaml");
+      if (!result.ok) throw new Error(JSON.stringify(result.errors));
+      try {
+        expect(result.loaded.graph.store.type).toBe("hazelcast");
+        expect(result.loaded.graph.store.settings).toMatchObject({ members: ["127.0.0.1:5701"], mode });
+        const limited = result.loaded.config.routes.find((r) => r.name === "limited")!;
+        expect(limited.policies!.map((p) => p.type)).toEqual(["rate-limit"]);
+      } finally {
+        result.loaded.graph.dispose();
+      }
+    }
+  });
+
   test("the second Turnpike turns on metrics and an access log to the given file", () => {
     const result = new ConfigLoader().loadText(turnpikeConfig(18083, 19902, 18081, { accessLogPath: "/tmp/run/turnpike-access.log" }), "/tmp/bench.yaml");
     if (!result.ok) throw new Error(JSON.stringify(result.errors));

@@ -87,6 +87,7 @@ export function proxyConfig(dir: string, port: number, upstreamPort: number, poo
   return `${common(dir, "proxy")}http {
 ${httpCommon(dir, "proxy")}
   limit_req_zone $binary_remote_addr zone=bench_rate:1m rate=1000000r/s;
+  limit_conn_zone $server_name zone=bench_conn:1m;
   upstream backend {
     server 127.0.0.1:${upstreamPort};
     keepalive 64;
@@ -115,6 +116,10 @@ ${poolPorts.map((p) => `    server 127.0.0.1:${p};`).join("\n")}
     }
     location = /rate-limited {
       limit_req zone=bench_rate burst=1000000 nodelay;
+      ${pass}
+    }
+    location = /concurrency-limited {
+      limit_conn bench_conn 1000;
       ${pass}
     }
     location = /observability {

@@ -79,7 +79,78 @@ export interface BenchResult {
   observability?: ObservabilityVerdict | null;
   /** The balancing goal (least-connections / plain, Turnpike); null unless both scenarios ran. */
   leastConnections?: LeastConnectionsVerdict | null;
+  /** Cluster-mode limits (Hazelcast store) against the plain route; empty unless they ran. */
+  cluster?: ClusterVerdict[];
   warnings: string[];
+}
+
+/** The goal of batched cluster limits: at most this many times the plain route's CPU per request. */
+export const CLUSTER_BATCHED_GOAL = 1.2;
+
+/** One cluster-mode scenario (a rate-limited route on the Hazelcast store) against the plain route. */
+export interface ClusterVerdict {
+  name: string;
+  mode: "strict" | "batched";
+  plainCpuPerRequest: number;
+  cpuPerRequest: number;
+  /** scenario / plain, Turnpike worker CPU per request. */
+  ratio: number;
+  /** The member's CPU per request (a JVM beside the gateway). */
+  memberCpuPerRequest: number;
+  plainP99Ms: number;
+  p99Ms: number;
+  /** p99 latency added to the plain route's, milliseconds. */
+  addedP99Ms: number;
+  requestsPerSecond: number;
+  /** Goal for batched (CLUSTER_BATCHED_GOAL); strict has none, its figures are reported. */
+  goal: number | null;
+  pass: boolean | null;
+}
+
+export function clusterVerdict(plain: ScenarioResult, scenario: ScenarioResult, mode: "strict" | "batched"): ClusterVerdict {
+  const plainCpu = plain.turnpike.cpu.proxy!.perRequest;
+  const cpu = scenario.turnpike.cpu.proxy!.perRequest;
+  const ratio = cpu / plainCpu;
+  const plainP99 = plain.turnpike.wrk.latencyPercentilesUs["99"]! / 1000;
+  const p99 = scenario.turnpike.wrk.latencyPercentilesUs["99"]! / 1000;
+  const goal = mode === "batched" ? CLUSTER_BATCHED_GOAL : null;
+  return {
+    name: scenario.name,
+    mode,
+    plainCpuPerRequest: plainCpu,
+    cpuPerRequest: cpu,
+    ratio,
+    memberCpuPerRequest: scenario.turnpike.cpu.member?.perRequest ?? 0,
+    plainP99Ms: plainP99,
+    p99Ms: p99,
+    addedP99Ms: p99 - plainP99,
+    requestsPerSecond: scenario.turnpike.wrk.requestsPerSecond,
+    goal,
+    pass: goal === null ? null : ratio <= goal,
+  };
+}
+
+/** The markdown lines of the cluster-mode figures. */
+export function clusterLines(verdicts: ClusterVerdict[]): string[] {
+  return [
+    `Cluster mode (a rate limit on the Hazelcast store, one member on loopback; goal: batched ≤ ${times(CLUSTER_BATCHED_GOAL)} the plain route's CPU per request; strict reported):`,
+    "",
+    table(
+      ["scenario", "plain CPU µs/req", "CPU µs/req", "/ plain", "member CPU µs/req", "req/s", "p99 ms (plain)", "added p99 ms", "verdict"],
+      verdicts.map((v) => [
+        v.name,
+        fixed(v.plainCpuPerRequest, 1),
+        fixed(v.cpuPerRequest, 1),
+        times(v.ratio),
+        fixed(v.memberCpuPerRequest, 1),
+        grouped(Math.round(v.requestsPerSecond)),
+        `${fixed(v.p99Ms, 2)} (${fixed(v.plainP99Ms, 2)})`,
+        fixed(v.addedP99Ms, 2),
+        v.pass === null ? "reported" : v.pass ? `**PASS** (≤ ${times(v.goal!)})` : `**FAIL** (> ${times(v.goal!)})`,
+      ]),
+    ),
+    "",
+  ];
 }
 
 /** Most Turnpike CPU per request with least connections over three targets, relative to plain. */
@@ -292,6 +363,7 @@ export function toMarkdown(result: BenchResult): string {
     lines.push(`Turnpike with the policy chain vs nginx's plain proxy, CPU per request: ${times(result.policyChainVsNginxPlain)}.`, "");
   }
   if (result.observability) lines.push(...observabilityLines(result.observability));
+  if (result.cluster && result.cluster.length > 0) lines.push(...clusterLines(result.cluster));
   if (result.leastConnections) {
     const v = result.leastConnections;
     lines.push(

@@ -15,7 +15,9 @@ import { measure, type LoadSettings, type Measurement, type Watched } from "./me
 import { ECHO_HEADER, nginxAccessLogPath, POLICY_REQUEST_HEADER, proxyConfig, startNginx, upstreamConfig, UPSTREAM_BODY } from "./nginx.ts";
 import { parseOptions, USAGE, UsageError, type BenchOptions } from "./options.ts";
 import { clockTicksPerSecond, memoryKiB, Processes } from "./processes.ts";
+import { startMember, type BenchMember } from "./hazelcast.ts";
 import {
+  clusterVerdict,
   leastConnectionsVerdict,
   observabilityVerdict,
   ratiosOf,
@@ -23,6 +25,7 @@ import {
   writeResults,
   type AccessLogCheck,
   type BenchResult,
+  type ClusterVerdict,
   type ScenarioResult,
   type Scrapes,
 } from "./report.ts";
@@ -48,14 +51,22 @@ interface Scenario {
   expectPolicyHeader: boolean;
   /** nginx's path when it differs from `path` (its counterpart location). */
   nginxPath?: string;
-  /** Which Turnpike serves it: the one with telemetry off, or the one with metrics and an access log. */
-  turnpike: "bare" | "telemetry";
+  /**
+   * Which Turnpike serves it: the one with telemetry off, the one with metrics and an
+   * access log, or one whose store is a Hazelcast member (strict or batched counters).
+   */
+  turnpike: "bare" | "telemetry" | "hazelcast-strict" | "hazelcast-batched";
   /**
    * Over HTTPS: `tls` is Turnpike's native TLS listener, `mtls` its listener with client
    * certificates (the TLS bridge); nginx's HTTPS server answers both. Absent: plain HTTP.
    */
   listener?: "tls" | "mtls";
 }
+
+const CLUSTER_DESCRIPTION =
+  "GET `/limited` on a Turnpike (its own ports, `--workers 1`) whose store is a Hazelcast member on loopback (started by the bench " +
+  "with scripts/hazelcast.sh), with a `rate-limit` policy (key route, 10^9 per hour: every request counted, none refused). " +
+  "nginx: the plain proxy_pass (it has no cluster limits).";
 
 const SCENARIOS: Scenario[] = [
   {
@@ -113,6 +124,16 @@ const SCENARIOS: Scenario[] = [
     turnpike: "bare",
   },
   {
+    name: "concurrency",
+    path: "/concurrency-limited",
+    description:
+      "GET through a route concurrency limit that never refuses (max 1000 in flight, queue 100), counted node-wide in shared memory " +
+      "and held until the response body is sent. nginx: limit_conn 1000 per server. Its Turnpike CPU per request is compared with plain's.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "bare",
+  },
+  {
     name: "tls",
     path: "/plain",
     description:
@@ -133,6 +154,24 @@ const SCENARIOS: Scenario[] = [
     expectPolicyHeader: false,
     turnpike: "bare",
     listener: "mtls",
+  },
+  {
+    name: "hazelcast-strict",
+    path: "/limited",
+    nginxPath: "/plain",
+    description: `${CLUSTER_DESCRIPTION} Strict: every request is one exact compare-and-swap on the member.`,
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "hazelcast-strict",
+  },
+  {
+    name: "hazelcast-batched",
+    path: "/limited",
+    nginxPath: "/plain",
+    description: `${CLUSTER_DESCRIPTION} Batched: the worker takes counts from the member in blocks (1 % of the limit over all workers).`,
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "hazelcast-batched",
   },
 ];
 
@@ -297,7 +336,28 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
       { accessLogPath },
     );
   }
-  const turnpikeFor = (scenario: Scenario) => (scenario.turnpike === "telemetry" ? telemetry! : turnpike);
+  // Cluster scenarios: one member, and a Turnpike per counting mode pointed at it.
+  const clusterModes = (["strict", "batched"] as const).filter((mode) => scenarios.some((s) => s.turnpike === `hazelcast-${mode}`));
+  let member: BenchMember | null = null;
+  const clustered = new Map<string, TurnpikeProcess>();
+  if (clusterModes.length > 0) {
+    console.log("Starting a Hazelcast member (scripts/hazelcast.sh)");
+    member = await startMember(processes, dir, freePort());
+    for (const mode of clusterModes) {
+      const name = `turnpike-hazelcast-${mode}`;
+      const cluster = { member: member.address, mode };
+      const started = await startTurnpike(BINARY, processes, dir, { port: freePort(), adminPort: freePort(), upstreamPort: ports.upstream, cluster }, name);
+      // Fail-open limits answer 200 without the cluster too: measure only once it counts there.
+      const deadline = performance.now() + 30_000;
+      while (!(await Bun.file(started.log).text()).includes("connected to the Hazelcast cluster")) {
+        if (performance.now() > deadline) throw new Error(`${name} did not connect to the Hazelcast member within 30 s (log: ${started.log})`);
+        await Bun.sleep(100);
+      }
+      clustered.set(`hazelcast-${mode}`, started);
+    }
+  }
+  const turnpikeFor = (scenario: Scenario) =>
+    scenario.turnpike === "telemetry" ? telemetry! : scenario.turnpike === "bare" ? turnpike : clustered.get(scenario.turnpike)!;
   const nginxBase = (scenario: Scenario) => (scenario.listener ? `https://127.0.0.1:${ports.nginxTls}` : nginx.url);
   const turnpikeBase = (scenario: Scenario) =>
     scenario.listener === "tls"
@@ -344,7 +404,12 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   const upstreamWatch: Watched = { name: "upstream", pid: upstream.pid };
   const results: ScenarioResult[] = [];
   const nginxWatch: Watched[] = [{ name: "proxy", pid: nginx.pid }, upstreamWatch];
-  const watchOf = (t: TurnpikeProcess): Watched[] => [{ name: "proxy", pid: t.workerPid }, upstreamWatch, { name: "supervisor", pid: t.supervisorPid }];
+  const watchOf = (t: TurnpikeProcess): Watched[] => [
+    { name: "proxy", pid: t.workerPid },
+    upstreamWatch,
+    { name: "supervisor", pid: t.supervisorPid },
+    ...(member && [...clustered.values()].includes(t) ? [{ name: "member", pid: member.pid }] : []),
+  ];
   const scrapes: Scrapes = { ok: 0, failed: 0, lastBytes: 0 };
   const accessLogRuns: AccessLogCheck["runs"] = [];
   for (const scenario of scenarios) {
@@ -421,6 +486,10 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   if (accessLog && !accessLog.ok) {
     warnings.push(`observability: the access log has ${accessLog.lines} lines for ${accessLog.requests} requests wrk completed; the scenario did not log every request.`);
   }
+  const cluster: ClusterVerdict[] = plain
+    ? results.flatMap((r) => (r.name === "hazelcast-strict" ? [clusterVerdict(plain, r, "strict")] : r.name === "hazelcast-batched" ? [clusterVerdict(plain, r, "batched")] : []))
+    : [];
+  if (!plain && clusterModes.length > 0) warnings.push("hazelcast scenarios: the plain scenario did not run, so there is no ratio to the plain route.");
   if (withLogs && scrapes.failed > 0) warnings.push(`observability: ${scrapes.failed} of ${scrapes.ok + scrapes.failed} scrapes of GET /metrics failed.`);
   const cpuModel = cpus()[0]?.model.trim() ?? "unknown CPU";
   return {
@@ -462,6 +531,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     policyChainVsNginxPlain: plain && policies ? policies.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
     rateLimitVsPlain: plain && rateLimited ? rateLimited.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest : null,
     observability: plain && withLogs ? observabilityVerdict(plain, withLogs, accessLog!, scrapes) : null,
+    cluster,
     leastConnections: plain && balanced ? leastConnectionsVerdict(plain, balanced) : null,
     warnings,
   };

@@ -22,7 +22,26 @@ export function turnpikeConfig(
   telemetry: Telemetry | null = null,
   poolPorts: readonly number[] = [],
   tls: BenchTls | null = null,
+  cluster: ClusterStore | null = null,
 ): string {
+  // Cluster mode: a rate limit far above the load on `/limited`, counted through the member.
+  const store = cluster
+    ? `store:
+  type: hazelcast
+  hazelcast: { members: ["${cluster.member}"], mode: ${cluster.mode} }
+`
+    : "";
+  const limited = cluster
+    ? `  - name: limited
+    match: { paths: [/limited] }
+    upstream: backend
+    policies:
+      - type: rate-limit
+        config:
+          key: route
+          limits: [{ requests: 1000000000, window: 1h }]
+`
+    : "";
   // Without telemetry the worker neither counts nor logs: \`plain\` is the bare cost.
   const observability = telemetry
     ? `observability:
@@ -44,7 +63,7 @@ ${tls ? tlsListeners(tls) : ""}admin:
   port: ${adminPort}
 server:
   drain_timeout: 2s
-${observability}upstreams:
+${observability}${store}upstreams:
   backend:
     targets: [http://127.0.0.1:${upstreamPort}]
 ${
@@ -68,6 +87,10 @@ ${
         config: { request: { set: { ${POLICY_REQUEST_HEADER}: "on" } } }
       - type: request-size-limit
         config: { max_body_size: 1MiB }
+  - name: concurrency-limited
+    match: { paths: [/concurrency-limited] }
+    upstream: backend
+    concurrency: { max: 1000, queue: { size: 100, timeout: 1s } }
   - name: rate-limited
     match: { paths: [/rate-limited] }
     upstream: backend
@@ -83,7 +106,14 @@ ${
     match: { paths: [/balanced] }
     upstream: pool
 `
-  }`;
+  }${limited}`;
+}
+
+/** The cluster store of a Turnpike in the hazelcast scenarios. */
+export interface ClusterStore {
+  /** `host:port` of the member. */
+  member: string;
+  mode: "strict" | "batched";
 }
 
 /**
@@ -135,13 +165,13 @@ export async function startTurnpike(
   binary: string,
   processes: Processes,
   dir: string,
-  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[]; tls?: BenchTls },
+  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[]; tls?: BenchTls; cluster?: ClusterStore },
   name = "turnpike",
   telemetry: Telemetry | null = null,
 ): Promise<TurnpikeProcess> {
   const configPath = join(dir, `${name}.yaml`);
   const log = join(dir, `${name}.log`);
-  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? [], ports.tls ?? null));
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? [], ports.tls ?? null, ports.cluster ?? null));
   // The bench must not inherit a role or log level meant for something else.
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {

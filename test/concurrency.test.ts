@@ -77,14 +77,14 @@ routes:
     concurrency: { max: 1 }
 `,
   );
-});
+}, 60_000);
 
 afterAll(async () => {
   for (const upstream of [noQueue, queued, queueTimeout, sharedUpstream]) upstream?.open();
   endStream.resolve();
   await gateway?.stop();
   for (const upstream of [noQueue, queued, queueTimeout, sharedUpstream, streaming]) upstream?.stop();
-});
+}, 60_000);
 
 describe("route limit without a queue", () => {
   test("the request beyond max gets 503 problem+json with Retry-After at once; the others complete", async () => {
@@ -261,13 +261,13 @@ routes:
 `,
       { workers: 2 },
     );
-  });
+  }, 60_000);
 
   afterAll(async () => {
     held?.open();
     await node?.stop();
     held?.stop();
-  });
+  }, 60_000);
 
   test("max counts the requests in flight on all workers together", async () => {
     // Six requests at once, each on its own connection, so both workers get some.

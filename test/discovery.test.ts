@@ -88,13 +88,13 @@ routes:
     upstream: later
 `,
   );
-});
+}, 60_000);
 
 afterAll(async () => {
   await gateway?.stop();
   dns?.stop();
   for (const server of [...(pods ?? []), ...(srvPods ?? []), securePod]) server?.stop(true);
-});
+}, 60_000);
 
 /** The addresses that answered `count` requests to `path`. */
 async function answeredBy(path: string, count: number): Promise<Set<string>> {

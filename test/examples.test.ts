@@ -7,6 +7,7 @@ import { readdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import { BINARY, startGateway, type Gateway } from "./helpers/gateway.ts";
+import { hazelcastMissing, startMember } from "./helpers/hazelcast.ts";
 import { expectProblem } from "./helpers/problem.ts";
 
 // The preload's default does not always reach every file of a run; these start real gateways.
@@ -227,3 +228,31 @@ test("examples/traffic-split.yaml: weighted canary, A/B rules, sticky cookie and
     await gateway.stop();
   }
 }, 60_000);
+
+test.skipIf(hazelcastMissing !== null)("examples/cluster.yaml: two nodes on one member share 5 per minute per client; without the member /limited falls back and /orders answers 503", async () => {
+  const member = await startMember();
+  const text = readFileSync(join(dir, "cluster.yaml"), "utf8").replaceAll("127.0.0.1:5701", member.address);
+  const nodes: Gateway[] = [];
+  try {
+    for (let i = 0; i < 2; i++) {
+      nodes.push(await startGateway((ports) => text.replace("port: 8080", `port: ${ports.port}`).replace("port: 9901", `port: ${ports.adminPort}`), { workers: 1 }));
+    }
+    for (const node of nodes) {
+      for (let i = 0; i < 400 && !node.logs().includes("connected to the Hazelcast cluster"); i++) await Bun.sleep(50);
+    }
+    const statuses: number[] = [];
+    for (let i = 0; i < 6; i++) statuses.push((await fetch(`${nodes[i % 2]!.url}/limited`)).status);
+    expect(statuses).toEqual([200, 200, 200, 200, 200, 429]);
+    expect((await fetch(`${nodes[0]!.url}/orders`)).status).toBe(200);
+
+    await member.stop();
+    for (const node of nodes) {
+      for (let i = 0; i < 400 && !node.logs().includes("lost the Hazelcast cluster"); i++) await Bun.sleep(50);
+    }
+    expect((await fetch(`${nodes[0]!.url}/limited`)).status).toBe(200);
+    await expectProblem(await fetch(`${nodes[1]!.url}/orders`), 503);
+  } finally {
+    for (const node of nodes) await node.stop();
+    await member.stop();
+  }
+}, 120_000);

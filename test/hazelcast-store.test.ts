@@ -3,13 +3,16 @@
  * the batched bound, values and messages, and what happens when the member goes away,
  * comes back, or is not there at start-up.
  */
-import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import { resolve } from "node:path";
 import { createLogger, type Logger } from "../src/observability/logger.ts";
 import { createHazelcastStore, StoreUnavailableError, type HazelcastMode, type HazelcastStore } from "../src/store/hazelcast.ts";
 import { freePort } from "./helpers/gateway.ts";
 import { hazelcastMissing, startMember, type Member } from "./helpers/hazelcast.ts";
 import { storeSuite } from "./store-suite.ts";
+
+// Members and gateways are real processes: generous limits for a busy machine.
+setDefaultTimeout(120_000);
 
 const FIXTURE = resolve(import.meta.dir, "fixtures/hazelcast-increments.ts");
 
@@ -62,7 +65,8 @@ describe.skipIf(hazelcastMissing !== null)("Hazelcast store", () => {
   let member: Member;
   const stores: HazelcastStore[] = [];
   const open = (mode: HazelcastMode = "strict", log: Logger = createLogger({}, "error"), members = [member.address]) => {
-    const store = createHazelcastStore({ members, mode, log, timeoutMs: 1_000 });
+    // A generous timeout: the machine running the tests may be busy.
+    const store = createHazelcastStore({ members, mode, log, timeoutMs: 5_000 });
     stores.push(store);
     return store;
   };
@@ -78,7 +82,7 @@ describe.skipIf(hazelcastMissing !== null)("Hazelcast store", () => {
 
   // Two stores made by this factory stand for two gateway processes (or nodes).
   storeSuite("hazelcast", async () => {
-    const store = createHazelcastStore({ members: [member.address], mode: "strict", log: createLogger({}, "error") });
+    const store = createHazelcastStore({ members: [member.address], mode: "strict", log: createLogger({}, "error"), timeoutMs: 5_000 });
     await waitFor("connection", () => store.available);
     return store;
   });
@@ -129,6 +133,28 @@ describe.skipIf(hazelcastMissing !== null)("Hazelcast store", () => {
     expect(messages.filter((m) => m === "lost the Hazelcast cluster; limits follow their fail mode until it is back")).toHaveLength(1);
     expect(messages.filter((m) => m === "Hazelcast cluster reachable again; limits are shared across the cluster")).toHaveLength(1);
   }, 120_000);
+
+  test("member frozen: operations fail after the timeout, the store turns unavailable, and comes back when it thaws", async () => {
+    const { log, lines } = memoryLogger();
+    const store = open("strict", log);
+    await waitFor("connection", () => store.available);
+    const key = `frozen-${crypto.randomUUID()}`;
+    expect((await store.increment(key, 1, 60_000)).count).toBe(1);
+    member.pause();
+    try {
+      const startedAt = performance.now();
+      await expect(store.increment(key, 1, 60_000)).rejects.toBeInstanceOf(StoreUnavailableError);
+      // Bounded by the store's timeout (5 s here), not the client's two-minute default.
+      expect(performance.now() - startedAt).toBeLessThan(20_000);
+      // The client's heartbeat gives up on a member that answers nothing.
+      await waitFor("the store to turn unavailable", () => !store.available, 60_000);
+    } finally {
+      member.resume();
+    }
+    await waitFor("the store to reconnect", () => store.available, 60_000);
+    expect((await store.increment(key, 1, 60_000)).count).toBeGreaterThanOrEqual(2);
+    expect(lines().filter((l) => l.msg === "lost the Hazelcast cluster; limits follow their fail mode until it is back")).toHaveLength(1);
+  }, 150_000);
 
   test("cluster down at start-up: no throw, one warning, operations fail fast, close works", async () => {
     const { log, lines } = memoryLogger();

@@ -67,12 +67,12 @@ routes:
       sticky: { by: client_ip }
 `,
   );
-});
+}, 60_000);
 
 afterAll(async () => {
   await gateway?.stop();
   for (const upstream of [stable, canary, beta]) upstream?.stop();
-});
+}, 60_000);
 
 async function side(path: string, headers: Record<string, string> = {}): Promise<string> {
   const response = await fetch(`${gateway.url}${path}`, { headers });

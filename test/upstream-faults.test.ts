@@ -245,6 +245,31 @@ describe("node-wide state with two workers", () => {
     await gateway.stop();
   });
 
+  test("an upstream-wide circuit counts the failures of all its targets and refuses for all of them", async () => {
+    const first = upstream(() => new Response("down", { status: 503 }));
+    const second = upstream(() => new Response("down", { status: 502 }));
+    const gateway = await start(
+      `    balancer: round_robin
+    targets: [${first.url}, ${second.url}]
+    circuit_breaker: { scope: upstream, failures: 4, window: 60s, open_for: 20s }
+`,
+      2,
+    );
+    for (let i = 0; i < 4; i++) expect((await get(gateway)).status).toBeGreaterThanOrEqual(502);
+    const calls = first.seen.length + second.seen.length;
+    expect(calls).toBe(4);
+    for (let i = 0; i < 6; i++) {
+      const response = await get(gateway);
+      expect(response.status).toBe(503);
+      expect(await problemType(response)).toBe("urn:turnpike:problem:circuit-open");
+      expect(Number(response.headers.get("retry-after"))).toBeGreaterThan(0);
+    }
+    expect(first.seen.length + second.seen.length).toBe(calls);
+    const view = (await (await fetch(`${gateway.adminUrl}/upstreams`)).json()) as { upstreams: { api: { circuit: string } } };
+    expect(view.upstreams.api.circuit).toBe("open");
+    await gateway.stop();
+  });
+
   test("a half-open circuit lets a trial through and closes when it succeeds", async () => {
     let healthy = false;
     const flaky = upstream(() => (healthy ? new Response("back") : new Response("down", { status: 503 })));

@@ -114,7 +114,7 @@ routes:
     upstream: silent
 `,
   );
-});
+}, 60_000);
 
 afterAll(async () => {
   await gateway?.stop();
@@ -122,7 +122,7 @@ afterAll(async () => {
   second?.stop();
   forbidding?.stop();
   silent?.stop(true);
-});
+}, 60_000);
 
 /** A client WebSocket with its messages and close collected. */
 async function openClient(path: string, protocols?: string[]) {

@@ -70,7 +70,7 @@ export function compileTokenConsumer(config: TokenConsumerConfig | undefined, di
         methods: [method],
       };
     }
-    const name = claimAt(claims, nameClaim) ?? claims.client_id ?? claims.azp;
+    const name = claimAt(claims, nameClaim) ?? claims.client_id ?? claims.azp ?? claims.username;
     if (typeof name !== "string" || name.length === 0) return null;
     return { name, roles: tokenRoles, groups: [], scopes, claims, metadata: {}, methods: [method] };
   };

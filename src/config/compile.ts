@@ -148,6 +148,10 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
     clientIdleTimeoutSeconds: idleSeconds,
     observability: config.observability ?? {},
     store,
+    secretNames: {
+      headers: [...new Set(created.flatMap((policy) => policy.secrets?.headers ?? []).map((name) => name.toLowerCase()))],
+      queryParams: [...new Set(created.flatMap((policy) => policy.secrets?.queryParams ?? []).map((name) => name.toLowerCase()))],
+    },
     consumers: consumers.directory,
     consumerHeaders: compileConsumerHeaders(config.consumer_headers),
     listenerFingerprint: fingerprintListeners(listeners),

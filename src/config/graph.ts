@@ -50,6 +50,8 @@ export interface RuntimeGraph {
   observability: ObservabilityConfig;
   /** The `store` section: which store policies share state through. */
   store: StoreSettings;
+  /** Lower-case header and query names that policies declared as carrying secrets (always redacted in logs). */
+  secretNames: { headers: readonly string[]; queryParams: readonly string[] };
   /** The configured consumers. */
   consumers: ConsumerDirectory;
   /** Forwarding of the identified consumer to upstreams; null when disabled. */

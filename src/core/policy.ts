@@ -18,6 +18,11 @@ export interface Policy {
    * with 401); such policies may be combined by `auth` (any_of / all_of).
    */
   readonly authentication?: boolean;
+  /**
+   * Request headers and query parameters that carry secrets this policy reads (e.g. an
+   * API key header with a custom name); logs always redact them.
+   */
+  readonly secrets?: { headers?: readonly string[]; queryParams?: readonly string[] };
   /** Runs in order before the upstream is called; may answer instead. */
   onRequest?(exchange: Exchange): RequestOutcome | Promise<RequestOutcome>;
   /** Runs in reverse order on the response (upstream's or a policy's); may replace it. */

@@ -59,7 +59,12 @@ export class AccessLog implements TelemetryPart {
       file?.close();
       this.#file = new BufferedLogFile(path, buffer, this.log, "access log");
     }
-    const redaction = compileRedaction(graph.observability.redaction as RedactionConfig | undefined);
+    const configured = graph.observability.redaction as RedactionConfig | undefined;
+    // Names that policies read secrets from (e.g. a custom API key header) are redacted too.
+    const redaction = compileRedaction({
+      headers: [...(configured?.headers ?? []), ...(graph.secretNames?.headers ?? [])],
+      query_params: [...(configured?.query_params ?? []), ...(graph.secretNames?.queryParams ?? [])],
+    });
     const wanted = new Set<AccessLogField>(config.fields ?? DEFAULT_ACCESS_LOG_FIELDS);
     // Listing headers to log says enough when the field list is the default one.
     if (!config.fields && config.request_headers?.length) wanted.add("request_headers");

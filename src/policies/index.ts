@@ -3,6 +3,8 @@ import { PolicyRegistry } from "../core/registry.ts";
 import { apiKeyPolicy } from "./api-key/index.ts";
 import { basicAuthPolicy } from "./basic-auth/index.ts";
 import { jwtPolicy } from "./jwt/index.ts";
+import { digestAuthPolicy } from "./digest-auth/index.ts";
+import { oauth2IntrospectionPolicy } from "./oauth2-introspection/index.ts";
 import { authPolicy } from "./auth/index.ts";
 import { authorizePolicy } from "./authorize/index.ts";
 import { contentTypePolicy } from "./content-type/index.ts";
@@ -31,6 +33,8 @@ export function builtinPolicies(): PolicyRegistry {
     jwtPolicy,
     authPolicy,
     authorizePolicy,
+    digestAuthPolicy,
+    oauth2IntrospectionPolicy,
     rateLimitPolicy,
   ]);
 }

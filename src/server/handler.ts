@@ -17,6 +17,7 @@ import type { Logger } from "../observability/logger.ts";
 import type { WorkerTelemetry } from "../observability/telemetry.ts";
 import type { CompiledRoute } from "../router/types.ts";
 import { acquireAll, releaseAfterBody } from "../upstream/concurrency.ts";
+import { BUFFER_LIMIT } from "../upstream/forward.ts";
 import { proxyToUpstream } from "../upstream/proxy.ts";
 import { isWebSocketUpgrade, proxyWebSocket, upgradedSession, whenSessionEnds } from "../upstream/websocket.ts";
 import { copyEndToEnd } from "../upstream/hop-by-hop.ts";
@@ -219,7 +220,8 @@ async function proxy(exchange: Exchange): Promise<Response> {
     });
   }
   if (route.limiters.length === 0) return callUpstream(exchange, route);
-  const refusedBy = await acquireAll(route.limiters, exchange.request.signal);
+  let refusedBy = acquireAll(route.limiters, exchange.request.signal);
+  if (refusedBy instanceof Promise) refusedBy = await refusedBy;
   if (refusedBy) return refusedBy.refusal(exchange);
   const release = () => {
     for (const limiter of route.limiters) limiter.release();
@@ -235,6 +237,13 @@ async function proxy(exchange: Exchange): Promise<Response> {
   if (session) {
     // A WebSocket holds its slots for as long as the session lasts.
     whenSessionEnds(session, release);
+    return response;
+  }
+  // A mock's answer, and an upstream answer small enough to have been read whole, hold
+  // nothing upstream any more; only a streamed body keeps its slot while it flows.
+  const declared = response.headers.get("content-length");
+  if (route.upstream.kind === "mock" || (declared !== null && Number(declared) <= BUFFER_LIMIT)) {
+    release();
     return response;
   }
   return releaseAfterBody(response, release);

@@ -114,7 +114,9 @@ export class Counters {
     const state = this.#state(key);
     const now = this.#now();
     state.usedAt = now;
-    if (this.#batched && delta > 0) {
+    // Only counters that grow within a window are leased; counters without a window
+    // (in-flight counts, which go down again) stay exact.
+    if (this.#batched && delta > 0 && windowMs > 0) {
       const lease = state.lease;
       if (lease && isLive(lease, now) && lease.next + delta - 1 <= lease.last) {
         const count = lease.next + delta - 1;
@@ -183,6 +185,10 @@ export class Counters {
     state.running = true;
     try {
       while (state.queue.length > 0) {
+        // Increments that queued behind the swap that took a lease are served from it
+        // first: a new lease while one is unused would leave counts that nobody hands out.
+        this.#serveFromLease(state);
+        if (state.queue.length === 0) break;
         const batch = state.queue;
         state.queue = [];
         let total = 0;
@@ -206,6 +212,25 @@ export class Counters {
     } finally {
       state.running = false;
     }
+  }
+
+  /** Resolves queued increments (in order) from the key's lease while it has counts left. */
+  #serveFromLease(state: KeyState): void {
+    const lease = state.lease;
+    if (!lease) return;
+    const now = this.#now();
+    if (!isLive(lease, now)) {
+      state.lease = null;
+      return;
+    }
+    while (state.queue.length > 0) {
+      const waiter = state.queue[0]!;
+      if (waiter.delta <= 0 || lease.next + waiter.delta - 1 > lease.last) break;
+      state.queue.shift();
+      lease.next += waiter.delta;
+      waiter.resolve({ count: lease.next - 1, resetMs: left(lease.expiresAt, now) });
+    }
+    if (lease.next > lease.last) state.lease = null;
   }
 
   /** One compare-and-swap loop adding `amount`; returns the counts before and after. */

@@ -300,6 +300,10 @@ export class HazelcastStore implements Store {
     try {
       const client = await this.#client;
       this.#map ??= await client.getMap(`${this.#prefix}.state`);
+      // The first topic a client uses costs several round trips more than later ones:
+      // pay it now, not when the first subscription must be in place quickly.
+      const warm = await client.getReliableTopic<string>(`${this.#prefix}.connected`);
+      warm.removeMessageListener(warm.addMessageListener(() => {}));
     } catch (error) {
       // Lost the connection again before the maps were ready; the next CONNECTED retries.
       this.#log.debug("Hazelcast maps not ready", { error: String(error) });

@@ -16,7 +16,7 @@
  */
 import type { Exchange } from "../core/exchange.ts";
 import { problem } from "../core/problem.ts";
-import { FULL, nodeTable, type SharedTable } from "../shared/index.ts";
+import { nodeTable, type SharedTable } from "../shared/index.ts";
 
 /** `concurrency` as written in config (on a route or an upstream). */
 export interface ConcurrencyConfig {
@@ -43,52 +43,57 @@ export interface SlotCounter {
 }
 
 /**
- * Slots counted node-wide under `key` in the node's shared memory (mapped on first use).
- * If the shared table has no room for the key, the count falls back to this process.
+ * Slots counted node-wide under `key` in the node's shared memory (mapped on first use):
+ * one word of a shared block holds the total, and each process counts its own holds in
+ * a block of its own, so that `reclaim` can give back those of a process that died. Each
+ * take or give-back is a few atomic operations, no hashing. If the shared table has no
+ * room for the key, the count falls back to this process.
  */
 export function nodeSlots(key: string, max: number, table: () => SharedTable = nodeTable): SlotCounter {
   const totalKey = `concurrency\n${key}`;
   const ownKeyOf = (pid: number) => `concurrency\n${key}\npid:${pid}`;
-  let ownKey: string | null = null;
+  let total: { words: Int32Array; offset: number } | null = null;
+  let own: { words: Int32Array; offset: number } | null = null;
   let fallback: SlotCounter | null = null;
-  /** Holds taken by this process through the fallback, which must be released there. */
-  let fallbackHeld = 0;
+  /** Maps the blocks on first use; false when the table is full (then `fallback` counts). */
+  const ready = (): boolean => {
+    if (total && own) return true;
+    if (fallback) return false;
+    const shared = table();
+    total = shared.block(totalKey);
+    own = shared.block(ownKeyOf(process.pid));
+    if (total && own) return true;
+    fallback = localSlots(max);
+    return false;
+  };
   return {
     tryAcquire() {
-      if (fallback) {
-        const taken = fallback.tryAcquire();
-        if (taken) fallbackHeld++;
-        return taken;
+      if (!ready()) return fallback!.tryAcquire();
+      const { words, offset } = total!;
+      for (;;) {
+        const inUse = Atomics.load(words, offset);
+        if (inUse >= max) return false;
+        if (Atomics.compareExchange(words, offset, inUse, inUse + 1) === inUse) break;
       }
-      const shared = table();
-      const outcome = shared.addIfBelow(totalKey, 1, max, 0);
-      if (outcome === FULL) {
-        fallback = localSlots(max);
-        return this.tryAcquire();
-      }
-      if (!outcome.admitted) return false;
-      shared.add((ownKey ??= ownKeyOf(process.pid)), 1, 0);
+      Atomics.add(own!.words, own!.offset, 1);
       return true;
     },
     release() {
-      if (fallbackHeld > 0) {
-        fallbackHeld--;
-        fallback!.release();
-        return;
-      }
-      const shared = table();
-      shared.add(totalKey, -1, 0);
-      shared.add((ownKey ??= ownKeyOf(process.pid)), -1, 0);
+      if (!ready()) return fallback!.release();
+      Atomics.sub(total!.words, total!.offset, 1);
+      Atomics.sub(own!.words, own!.offset, 1);
     },
     get inUse() {
-      return fallback ? fallback.inUse : (table().read(totalKey)?.value ?? 0);
+      return ready() ? Atomics.load(total!.words, total!.offset) : fallback!.inUse;
     },
     shared: true,
     reclaim(pid) {
-      const shared = table();
-      const held = shared.read(ownKeyOf(pid))?.value ?? 0;
-      if (held > 0) shared.add(totalKey, -held, 0);
-      shared.delete(ownKeyOf(pid));
+      if (!ready()) return;
+      const dead = table().block(ownKeyOf(pid));
+      if (!dead) return;
+      const held = Atomics.exchange(dead.words, dead.offset, 0);
+      if (held > 0) Atomics.sub(total!.words, total!.offset, held);
+      table().delete(ownKeyOf(pid));
     },
   };
 }
@@ -233,21 +238,35 @@ export class ConcurrencyLimiter {
 
 /**
  * Takes a slot of every limiter in order (route, then upstream); on a refusal gives
- * back those already taken and returns the limiter that refused.
+ * back those already taken and returns the limiter that refused (null: all taken).
+ * Synchronous while every slot is free at once; a promise once a request has to queue.
  */
-export async function acquireAll(
+export function acquireAll(
   limiters: readonly ConcurrencyLimiter[],
   signal: AbortSignal | null,
-): Promise<ConcurrencyLimiter | null> {
+): ConcurrencyLimiter | null | Promise<ConcurrencyLimiter | null> {
   for (let i = 0; i < limiters.length; i++) {
     const outcome = limiters[i]!.acquire(signal);
-    const granted = outcome === true || (outcome !== false && (await outcome));
-    if (!granted) {
-      for (let j = 0; j < i; j++) limiters[j]!.release();
-      return limiters[i]!;
-    }
+    if (outcome === true) continue;
+    if (outcome === false) return refuse(limiters, i);
+    return outcome.then((granted) => (granted ? acquireRest(limiters, i + 1, signal) : refuse(limiters, i)));
   }
   return null;
+}
+
+async function acquireRest(limiters: readonly ConcurrencyLimiter[], from: number, signal: AbortSignal | null): Promise<ConcurrencyLimiter | null> {
+  for (let i = from; i < limiters.length; i++) {
+    const outcome = limiters[i]!.acquire(signal);
+    if (outcome === true || (outcome !== false && (await outcome))) continue;
+    return refuse(limiters, i);
+  }
+  return null;
+}
+
+/** Gives back the slots of the limiters before `refused`; returns the one that refused. */
+function refuse(limiters: readonly ConcurrencyLimiter[], refused: number): ConcurrencyLimiter {
+  for (let j = 0; j < refused; j++) limiters[j]!.release();
+  return limiters[refused]!;
 }
 
 /**

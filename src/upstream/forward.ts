@@ -27,7 +27,7 @@ import type { UpstreamTls } from "../config/pem.ts";
 import type { Target } from "./types.ts";
 
 /** Responses up to this declared size are read whole under the timeouts; larger ones stream. */
-const BUFFER_LIMIT = 64 * 1024;
+export const BUFFER_LIMIT = 64 * 1024;
 /** A target with no response for this long is probed before use when `connect` is set. */
 const COLD_AFTER_MS = 5_000;
 

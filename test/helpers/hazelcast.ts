@@ -39,6 +39,10 @@ export interface Member {
   restart(): Promise<void>;
   /** Stops the member (SIGTERM) and waits for it. */
   stop(): Promise<void>;
+  /** Freezes the member (SIGSTOP): it keeps its connections but answers nothing. */
+  pause(): void;
+  /** Lets a frozen member run again (SIGCONT). */
+  resume(): void;
 }
 
 /** Fetches the jar if needed (bounded by the script's timeout); throws with Maven's output on failure. */
@@ -92,6 +96,11 @@ export async function startMember(port = freePort()): Promise<Member> {
     logs: () => output,
     kill: () => waitExit("SIGKILL"),
     restart: launch,
-    stop: () => waitExit("SIGTERM"),
+    stop: async () => {
+      (proc as Subprocess | null)?.kill("SIGCONT");
+      await waitExit("SIGTERM");
+    },
+    pause: () => (proc as Subprocess | null)?.kill("SIGSTOP"),
+    resume: () => (proc as Subprocess | null)?.kill("SIGCONT"),
   };
 }

@@ -52,6 +52,7 @@ export const apiKeyPolicy: PolicyFactory<ApiKeyConfig> = {
     const policy: Policy = {
       type: "api-key",
       authentication: true,
+      secrets: { headers: header ? [header] : [], queryParams: query ? [query] : [] },
       onRequest(exchange) {
         let key: string | null = header ? exchange.request.headers.get(header) : null;
         let fromQuery = false;

@@ -141,6 +141,7 @@ export const jwtPolicy: PolicyFactory<JwtConfig> = {
     const policy: Policy = {
       type: "jwt",
       authentication: true,
+      secrets: { queryParams: source.query ? [source.query] : [] },
       async onRequest(exchange) {
         const { token, fromQuery, malformed } = readBearer(exchange, source);
         if (token === null) return malformed ? refuse(exchange) : unauthorized(exchange, "missing", challenges.missing);

@@ -14,6 +14,10 @@
  *   `maxWait` is refused, others are delayed until their turn.
  * - calendarQuota: a durable counter per calendar period (day, month) in a time zone.
  * - concurrency: requests in flight; released when the response is handed over.
+ *
+ * Window counters and quotas pass their limit to `increment`, so that a batching store
+ * (Hazelcast in `batched` mode) can size the blocks of counts it takes; the exact log and
+ * concurrency do not, as they need every count exact.
  */
 import { DURABLE_PREFIX, type Store, type WindowCount } from "../../store/types.ts";
 import type { CalendarPeriod } from "./calendar.ts";
@@ -71,7 +75,7 @@ export function fixedWindow(limit: number, windowMs: number): Limiter {
     async check(counters, key, now) {
       const start = now - (now % windowMs);
       const left = start + windowMs - now;
-      return judge((await counters.increment(`${key}@${start}`, 1, left)).count, left);
+      return judge((await counters.increment(`${key}@${start}`, 1, left, limit)).count, left);
     },
     checkNow(counters, key, now) {
       const start = now - (now % windowMs);
@@ -100,7 +104,7 @@ export function slidingWindowCounter(limit: number, windowMs: number): Limiter {
     async check(counters, key, now) {
       const start = now - (now % windowMs);
       const ttl = start + 2 * windowMs - now;
-      const { count } = await counters.increment(`${key}@${start}`, 1, ttl);
+      const { count } = await counters.increment(`${key}@${start}`, 1, ttl, limit);
       const result = judge(count, await counters.count(`${key}@${start - windowMs}`), start, now);
       if (!result.admitted) await counters.increment(`${key}@${start}`, -1, ttl);
       return result;
@@ -197,7 +201,7 @@ export function calendarQuota(limit: number, period: CalendarPeriod): Limiter {
       const { start, end } = period.boundsAt(now);
       const durableKey = `${DURABLE_PREFIX}${key}@${start}`;
       const left = end - now;
-      const result = judge(counters, durableKey, (await counters.increment(durableKey, 1, left)).count, left);
+      const result = judge(counters, durableKey, (await counters.increment(durableKey, 1, left, limit)).count, left);
       if (!result.admitted) await counters.increment(durableKey, -1, left);
       return result;
     },
