@@ -201,13 +201,14 @@ routes:
 
   test("a leaky bucket holds requests until their turn and refuses those that would wait longer than max_wait", async () => {
     const gateway = await start(limited(`          key: route
-          limits: [{ requests: 2, window: 1s, algorithm: leaky_bucket, max_wait: 1s }]`), 2);
+          limits: [{ requests: 1, window: 5s, algorithm: leaky_bucket, max_wait: 6s }]`), 2);
     const started = performance.now();
-    const statuses = await burst(`${gateway.url}/limited`, 4);
+    const statuses = await burst(`${gateway.url}/limited`, 3);
     const elapsed = performance.now() - started;
-    // Departures at 0, 500 and 1000 ms; the fourth would wait 1500 ms.
-    expect(statuses.sort()).toEqual([200, 200, 200, 429]);
-    expect(elapsed).toBeGreaterThanOrEqual(900);
+    // Departures 5 s apart: the first at once, the second held 5 s, the third would wait
+    // about 10 s (more than max_wait, as long as the three arrive within 4 s of each other).
+    expect(statuses.sort()).toEqual([200, 200, 429]);
+    expect(elapsed).toBeGreaterThanOrEqual(4900);
   });
 });
 
