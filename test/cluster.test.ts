@@ -80,14 +80,23 @@ ${MOCK_UPSTREAM}`,
 });
 
 describe.skipIf(hazelcastMissing !== null)("with a real Hazelcast member", () => {
-  test("a cluster down at start-up is a warning per worker, not a crash; the gateway connects once the member is up", async () => {
+  test("a cluster down at start-up is a warning per worker and the fail mode, not a crash; the gateway connects once the member is up", async () => {
     const port = freePort();
     const gateway = await startGateway(
       (ports) => `${basics(ports)}
 store:
   type: hazelcast
   hazelcast: { members: ["127.0.0.1:${port}"], mode: strict }
-${MOCK_UPSTREAM}`,
+${MOCK_UPSTREAM}
+  - name: guarded
+    match: { paths: ["/guarded"] }
+    upstream: hello
+    policies:
+      - type: rate-limit
+        config:
+          key: route
+          limits: [{ requests: 1000, window: 1h, on_store_error: closed }]
+`,
       { workers: 2 },
     );
     running.push(gateway);
@@ -96,6 +105,11 @@ ${MOCK_UPSTREAM}`,
     expect(response.status).toBe(200);
     expect(await response.text()).toBe("hello");
     await waitFor("a warning from each worker", () => linesWith(gateway, "cannot reach the Hazelcast cluster; limits follow their fail mode until it answers").length === 2);
+    // A limit that fails closed refuses while there is no cluster to count with.
+    const refused = await fetch(`${gateway.url}/guarded`);
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("content-type")).toContain("application/problem+json");
+    await refused.arrayBuffer();
 
     const member = await startMember(port);
     members.push(member);
@@ -104,6 +118,9 @@ ${MOCK_UPSTREAM}`,
     // Once per transition, not per request or per retry.
     expect(linesWith(gateway, "cannot reach the Hazelcast cluster; limits follow their fail mode until it answers")).toHaveLength(2);
     expect((await fetch(`${gateway.url}/hello`)).status).toBe(200);
+    const counted = await fetch(`${gateway.url}/guarded`);
+    expect(counted.status).toBe(200);
+    expect(counted.headers.get("ratelimit")).toContain("r=999");
   }, 120_000);
 
   describe("two nodes × 2 workers, one member", () => {

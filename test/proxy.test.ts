@@ -235,13 +235,13 @@ routes:
         config: { allow: [application/json] }
 `,
   );
-});
+}, 60_000);
 
 afterAll(async () => {
   await gateway?.stop();
   echo?.stop();
   raw?.stop();
-});
+}, 60_000);
 
 /** GETs (or sends) through the gateway and parses the echo. */
 async function echoed(path: string, init?: RequestInit): Promise<{ response: Response; echo: Echo }> {

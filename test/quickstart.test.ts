@@ -12,10 +12,10 @@ let gateway: Gateway;
 
 beforeAll(async () => {
   gateway = await startGateway((ports) => example.replace("port: 8080", `port: ${ports.port}`).replace("port: 9901", `port: ${ports.adminPort}`), { workers: 2 });
-});
+}, 60_000);
 afterAll(async () => {
   expect(await gateway.stop()).toBe(0);
-});
+}, 60_000);
 
 test("GET /hello answers from the mock upstream with a request id", async () => {
   const response = await fetch(`${gateway.url}/hello`);
