@@ -33,6 +33,7 @@ let pods: Server<unknown>[];
 let srvPorts: number[];
 let srvPods: Server<unknown>[];
 let securePod: Server<unknown>;
+let v6Pod: Server<unknown>;
 let caPath: string;
 let gateway: Gateway;
 
@@ -55,6 +56,9 @@ beforeAll(async () => {
   caPath = ca.certPath;
   securePod = Bun.serve({ hostname: "127.0.0.5", port: 0, tls: { cert: leaf.cert, key: leaf.key }, fetch: () => new Response("secure") });
   dns.records.set("secure.shop.test", [{ type: "A", address: "127.0.0.5", ttl: 30 }]);
+  // A name with only an IPv6 address.
+  v6Pod = Bun.serve({ hostname: "::1", port: 0, fetch: (request) => Response.json({ address: "::1", host: request.headers.get("host") }) });
+  dns.records.set("v6.shop.test", [{ type: "AAAA", address: "::1", ttl: 30 }]);
   gateway = await startGateway(
     (ports) => `${basics(ports)}
 server:
@@ -73,7 +77,13 @@ upstreams:
     targets: ["https://secure.shop.test:${securePod.port}"]
     tls: { ca: ${caPath} }
     discovery: { resolver: ${dns.address} }
+  v6:
+    targets: ["http://v6.shop.test:${v6Pod.port}"]
+    discovery: { resolver: ${dns.address} }
 routes:
+  - name: v6
+    match: { paths: [/v6] }
+    upstream: v6
   - name: secure
     match: { paths: [/secure] }
     upstream: secure
@@ -93,7 +103,7 @@ routes:
 afterAll(async () => {
   await gateway?.stop();
   dns?.stop();
-  for (const server of [...(pods ?? []), ...(srvPods ?? []), securePod]) server?.stop(true);
+  for (const server of [...(pods ?? []), ...(srvPods ?? []), securePod, v6Pod]) server?.stop(true);
 }, 60_000);
 
 /** The addresses that answered `count` requests to `path`. */
@@ -165,6 +175,14 @@ describe("A records", () => {
       dns.silent = false;
     }
     await eventually(() => gateway.logs().includes("DNS discovery works again"), "the recovery to be logged", 15_000);
+  });
+});
+
+describe("AAAA records", () => {
+  test("a name with an IPv6 address is reached at that address", async () => {
+    const response = await fetch(`${gateway.url}/v6`);
+    expect(response.status).toBe(200);
+    expect(await response.json()).toEqual({ address: "::1", host: `v6.shop.test:${v6Pod.port}` });
   });
 });
 
