@@ -26,11 +26,14 @@ port=5701
 members=""
 while [ $# -gt 0 ]; do
   case "$1" in
-    --port) port="$2"; shift 2 ;;
-    --members) members="$2"; shift 2 ;;
+    --port|--members)
+      [ $# -ge 2 ] || { say "$1 needs a value"; exit 1; }
+      if [ "$1" = --port ]; then port="$2"; else members="$2"; fi
+      shift 2 ;;
     *) say "unknown option $1"; exit 1 ;;
   esac
 done
+[[ "$port" =~ ^[0-9]+$ ]] && [ "$port" -ge 1 ] && [ "$port" -le 65535 ] || { say "--port must be a number from 1 to 65535, not \"$port\""; exit 1; }
 members="${members:-127.0.0.1:$port}"
 PIDFILE="$CACHE/member-$port.pid"
 LOG="$CACHE/member-$port.log"
@@ -97,5 +100,10 @@ case "$command" in
     rm -f "$PIDFILE"
     echo "hazelcast member on port $port stopped"
     ;;
-  *) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; [ -z "$command" ] || exit 1 ;;
+  *)
+    [ -z "$command" ] || [ "$command" = help ] || [ "$command" = --help ] || say "unknown command \"$command\""
+    # The comment block at the top is the help text.
+    sed -n '2,/^[^#]/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'
+    [ -z "$command" ] || [ "$command" = help ] || [ "$command" = --help ] || exit 1
+    ;;
 esac

@@ -35,7 +35,8 @@
  * for it: give such counters a ttl, or key them by something that ends.
  */
 import { statSync } from "node:fs";
-import { createSharedFile, defaultSharedPath, mapSharedFile, removeSharedFile, SHARED_MEMORY_ENV } from "./memory.ts";
+import { dirname } from "node:path";
+import { createSharedFile, defaultSharedPath, mapSharedFile, removeSharedFile, removeStaleSharedFiles, SHARED_MEMORY_ENV } from "./memory.ts";
 import { SharedTable, tableBytes } from "./table.ts";
 
 export { BLOCK_WORDS, FULL, SharedTable, type BoundedAdd, type CounterValue, type Full } from "./table.ts";
@@ -59,6 +60,8 @@ let current: SharedTable | null = null;
  * process, map the same memory.
  */
 export function createNodeMemory(slots = DEFAULT_SLOTS, path = defaultSharedPath()): NodeMemory {
+  // Files of supervisors that were killed (SIGKILL, a crash) would pile up in /dev/shm.
+  removeStaleSharedFiles(dirname(path));
   const buffer = createSharedFile(path, tableBytes(slots));
   const table = new SharedTable(buffer, true);
   process.env[SHARED_MEMORY_ENV] = path;

@@ -9,7 +9,7 @@
  * is removed on shutdown (`removeSharedFile`); one left by a killed supervisor is a few
  * MiB in /dev/shm with the supervisor's pid in its name.
  */
-import { closeSync, existsSync, ftruncateSync, openSync, unlinkSync } from "node:fs";
+import { closeSync, existsSync, ftruncateSync, openSync, readdirSync, unlinkSync } from "node:fs";
 import { dlopen, FFIType, toArrayBuffer, type Pointer } from "bun:ffi";
 
 /** Environment variable naming the shared memory file for worker processes. */
@@ -64,6 +64,42 @@ export function mapSharedFile(path: string, bytes: number): ArrayBuffer {
   } finally {
     // The mapping outlives the descriptor.
     closeSync(fd);
+  }
+}
+
+/**
+ * Removes shared memory files left in `folder` by supervisors that no longer run (killed
+ * before they could remove their own): `turnpike-<pid>-<random>` whose pid is gone.
+ * Returns how many. Workers still mapping such a file keep their memory.
+ */
+export function removeStaleSharedFiles(folder = "/dev/shm"): number {
+  let removed = 0;
+  let names: string[];
+  try {
+    names = readdirSync(folder);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    const match = /^turnpike-(\d+)-[0-9a-f]+$/.exec(name);
+    if (!match || processExists(Number(match[1]))) continue;
+    try {
+      unlinkSync(`${folder}/${name}`);
+      removed++;
+    } catch {
+      // Removed meanwhile, or not ours to remove.
+    }
+  }
+  return removed;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists but belongs to someone else.
+    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
 

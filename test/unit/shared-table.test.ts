@@ -5,7 +5,10 @@
 import { afterEach, describe, expect, test } from "bun:test";
 import { resolve } from "node:path";
 import { createNodeMemory, FULL, privateTable, type NodeMemory } from "../../src/shared/index.ts";
-import { SHARED_MEMORY_ENV } from "../../src/shared/memory.ts";
+import { removeStaleSharedFiles, SHARED_MEMORY_ENV } from "../../src/shared/memory.ts";
+import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 
 describe("shared table", () => {
   test("counters start at zero, add, and expire at the time fixed at creation", () => {
@@ -84,4 +87,16 @@ describe("shared memory across processes", () => {
     expect(outputs.reduce((a, b) => a + b, 0)).toBe(5000);
     expect(memory.table.read("bounded")?.value).toBe(5000);
   });
+});
+
+test("files left by supervisors that no longer run are removed; others are kept", async () => {
+  const folder = mkdtempSync(join(tmpdir(), "turnpike-shm-"));
+  const gone = Bun.spawn(["true"]);
+  await gone.exited;
+  const stale = join(folder, `turnpike-${gone.pid}-abc123`);
+  const live = join(folder, `turnpike-${process.pid}-def456`);
+  const other = join(folder, "not-ours");
+  for (const path of [stale, live, other]) writeFileSync(path, "");
+  expect(removeStaleSharedFiles(folder)).toBe(1);
+  expect([existsSync(stale), existsSync(live), existsSync(other)]).toEqual([false, true, true]);
 });
