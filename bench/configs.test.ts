@@ -4,6 +4,10 @@ import type { Measurement } from "./measure.ts";
 import { nginxAccessLogPath, proxyConfig, UPSTREAM_BODY, upstreamConfig } from "./nginx.ts";
 import { observabilityLines, observabilityVerdict, ratiosOf, type ScenarioResult } from "./report.ts";
 import { turnpikeConfig } from "./turnpike.ts";
+import { authHeaders, createBenchAuth } from "./auth.ts";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { createTestCa } from "../test/helpers/certs.ts";
 
 describe("bench configs", () => {
@@ -28,6 +32,25 @@ describe("bench configs", () => {
     } finally {
       graph.dispose();
     }
+  });
+
+  test("with auth credentials, /api-key and /jwt hold the api-key and jwt policies; without, neither route exists", async () => {
+    const auth = await createBenchAuth(mkdtempSync(join(tmpdir(), "turnpike-bench-auth-")));
+    const result = new ConfigLoader().loadText(turnpikeConfig(18080, 19901, 18081, null, [], null, null, auth), "/tmp/bench.yaml");
+    if (!result.ok) throw new Error(JSON.stringify(result.errors));
+    try {
+      const routes = result.loaded.config.routes;
+      expect(routes.find((r) => r.name === "api-key")!.policies!.map((p) => p.type)).toEqual(["api-key"]);
+      expect(routes.find((r) => r.name === "jwt")!.policies!.map((p) => p.type)).toEqual(["jwt"]);
+      expect(result.loaded.graph.consumers.all().map((c) => c.name)).toEqual(["bench-client"]);
+      expect(authHeaders(auth, "api-key")).toEqual({ apikey: auth.apiKey });
+    } finally {
+      result.loaded.graph.dispose();
+    }
+    const bare = new ConfigLoader().loadText(turnpikeConfig(18080, 19901, 18081), "/tmp/bench.yaml");
+    if (!bare.ok) throw new Error(JSON.stringify(bare.errors));
+    expect(bare.loaded.config.routes.map((r) => r.name)).not.toContain("api-key");
+    bare.loaded.graph.dispose();
   });
 
   test("a cluster Turnpike points its store at the member and counts /limited there", () => {

@@ -64,8 +64,10 @@ export async function measure(
   processes: Processes,
   /** Called after the warm-up, just before the CPU readings and the measured wrk run. */
   beforeRun?: () => void,
+  /** Request headers sent with every request (e.g. credentials). */
+  headers?: Record<string, string>,
 ): Promise<Measurement> {
-  const run = { url, threads: load.threads, connections: load.connections };
+  const run = { url, threads: load.threads, connections: load.connections, headers };
   if (load.warmupSeconds > 0) {
     await runWrk(load.wrk, { ...run, durationSeconds: load.warmupSeconds }, processes);
     // Let connections the warm-up left behind close before the clock starts.

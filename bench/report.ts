@@ -75,6 +75,10 @@ export interface BenchResult {
   policyChainVsNginxPlain: number | null;
   /** Turnpike CPU per request of the rate-limit scenario over plain's (goal ≤ 1.1); null when either did not run. */
   rateLimitVsPlain?: number | null;
+  /** Turnpike's CPU per request with API-key and cached-JWT auth over nginx's plain proxy (goals ≤ 1.3× and ≤ 1.4×). */
+  authVsNginxPlain?: { apiKey: number | null; jwt: number | null } | null;
+  /** The same over Turnpike's own plain route: what the policy itself adds. */
+  authVsTurnpikePlain?: { apiKey: number | null; jwt: number | null } | null;
   /** The telemetry goal (observability / plain, Turnpike); null unless both scenarios ran. */
   observability?: ObservabilityVerdict | null;
   /** The balancing goal (least-connections / plain, Turnpike); null unless both scenarios ran. */
@@ -362,6 +366,23 @@ export function toMarkdown(result: BenchResult): string {
   }
   if (result.rateLimitVsPlain !== undefined && result.rateLimitVsPlain !== null) {
     lines.push(`Turnpike with a rate limit vs Turnpike plain, CPU per request: ${times(result.rateLimitVsPlain)} (goal ≤ 1.10×: ${result.rateLimitVsPlain <= 1.1 ? "PASS" : "FAIL"}).`, "");
+  }
+  const auth = result.authVsNginxPlain;
+  if (auth?.apiKey != null) {
+    const own = result.authVsTurnpikePlain?.apiKey;
+    lines.push(
+      `Turnpike with API-key auth vs nginx's plain proxy, CPU per request: ${times(auth.apiKey)} (goal ≤ 1.30×: ${auth.apiKey <= 1.3 ? "PASS" : "FAIL"})` +
+        (own != null ? `; vs Turnpike's plain route: ${times(own)}.` : "."),
+      "",
+    );
+  }
+  if (auth?.jwt != null) {
+    const own = result.authVsTurnpikePlain?.jwt;
+    lines.push(
+      `Turnpike with cached RS256 JWT auth vs nginx's plain proxy, CPU per request: ${times(auth.jwt)} (goal ≤ 1.40×: ${auth.jwt <= 1.4 ? "PASS" : "FAIL"})` +
+        (own != null ? `; vs Turnpike's plain route: ${times(own)}.` : "."),
+      "",
+    );
   }
   if (result.policyChainVsNginxPlain !== null) {
     lines.push(`Turnpike with the policy chain vs nginx's plain proxy, CPU per request: ${times(result.policyChainVsNginxPlain)}.`, "");

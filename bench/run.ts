@@ -32,6 +32,7 @@ import {
 import { createTestCa } from "../test/helpers/certs.ts";
 import { ensureBinary, ensureTools, firstLine } from "./tools.ts";
 import { startTurnpike, type TurnpikeProcess } from "./turnpike.ts";
+import { authHeaders, createBenchAuth, type BenchAuth } from "./auth.ts";
 
 const REPO = resolve(import.meta.dir, "..");
 /** Cores busy with other work above which a run is reported as disturbed. */
@@ -61,6 +62,8 @@ interface Scenario {
    * certificates (the TLS bridge); nginx's HTTPS server answers both. Absent: plain HTTP.
    */
   listener?: "tls" | "mtls";
+  /** Credentials sent with every request (to both proxies; nginx ignores them). */
+  auth?: "api-key" | "jwt";
 }
 
 const CLUSTER_DESCRIPTION =
@@ -122,6 +125,31 @@ const SCENARIOS: Scenario[] = [
     expectTurnpikeHeader: ["ratelimit-policy", '"1000000000-per-1s";q=1000000000;w=1'],
     expectPolicyHeader: false,
     turnpike: "bare",
+  },
+  {
+    name: "api-key",
+    path: "/api-key",
+    nginxPath: "/plain",
+    description:
+      "GET with an `apikey` header through the `api-key` policy (SHA-256 lookup, constant-time compare, consumer headers " +
+      "forwarded, key removed). nginx: the plain proxy_pass (same header sent). Goal: Turnpike CPU per request ≤ 1.3× nginx's plain.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "bare",
+    auth: "api-key",
+  },
+  {
+    name: "jwt",
+    path: "/jwt",
+    nginxPath: "/plain",
+    description:
+      "GET with one RS256 bearer token through the `jwt` policy (PEM key, iss/aud/exp checks; after the first request the " +
+      "verified token is served from the cache keyed by its SHA-256). nginx: the plain proxy_pass (same header sent). " +
+      "Goal: Turnpike CPU per request ≤ 1.4× nginx's plain.",
+    expectResponseHeader: null,
+    expectPolicyHeader: false,
+    turnpike: "bare",
+    auth: "jwt",
   },
   {
     name: "concurrency",
@@ -190,9 +218,9 @@ function freePort(): number {
 }
 
 /** Checks that `url` answers like the upstream, with the headers its scenario promises. */
-async function checkAnswer(proxy: string, url: string, scenario: Scenario): Promise<void> {
+async function checkAnswer(proxy: string, url: string, scenario: Scenario, headers?: Record<string, string>): Promise<void> {
   // The bench's certificates are made for the run; only the answer is checked here.
-  const response = await fetch(url, { tls: { rejectUnauthorized: false } });
+  const response = await fetch(url, { tls: { rejectUnauthorized: false }, headers });
   const body = await response.text();
   const problems: string[] = [];
   if (response.status !== 200) problems.push(`status ${response.status}`);
@@ -317,7 +345,10 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     proxyConfig(dir, ports.nginx, ports.upstream, poolPorts, { port: ports.nginxTls, ...tlsFiles }),
     "/plain",
   );
+  const auth: BenchAuth | null = scenarios.some((s) => s.auth) ? await createBenchAuth(dir) : null;
+  const headersOf = (scenario: Scenario) => (auth && scenario.auth ? authHeaders(auth, scenario.auth) : undefined);
   const turnpike = await startTurnpike(BINARY, processes, dir, {
+    auth: auth ?? undefined,
     port: ports.turnpike,
     adminPort: ports.admin,
     upstreamPort: ports.upstream,
@@ -367,8 +398,14 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
         : turnpikeFor(scenario).url;
 
   for (const scenario of scenarios) {
-    await checkAnswer("nginx", nginxBase(scenario) + (scenario.nginxPath ?? scenario.path), scenario);
-    await checkAnswer("Turnpike", turnpikeBase(scenario) + scenario.path, scenario);
+    await checkAnswer("nginx", nginxBase(scenario) + (scenario.nginxPath ?? scenario.path), scenario, headersOf(scenario));
+    await checkAnswer("Turnpike", turnpikeBase(scenario) + scenario.path, scenario, headersOf(scenario));
+    if (scenario.auth) {
+      // The route must really refuse a request without the credentials.
+      const refused = await fetch(turnpikeBase(scenario) + scenario.path);
+      await refused.arrayBuffer();
+      if (refused.status !== 401) throw new Error(`Turnpike ${scenario.path} answers ${refused.status} without credentials, not 401`);
+    }
   }
   // The bare Turnpike must not serve metrics (telemetry off); the other must, and log.
   {
@@ -420,7 +457,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     for (let round = 1; round <= options.rounds; round++) {
       const tag = options.rounds > 1 ? `[${scenario.name} ${round}/${options.rounds}]` : `[${scenario.name}]`;
       console.log(`\n${tag} nginx: warm-up ${load.warmupSeconds} s, run ${load.durationSeconds} s`);
-      const onNginx = await measure(nginxUrl, nginxWatch, load, processes);
+      const onNginx = await measure(nginxUrl, nginxWatch, load, processes, undefined, headersOf(scenario));
       console.log(`${tag} nginx: ${line(onNginx)}`);
       console.log(`${tag} Turnpike: warm-up ${load.warmupSeconds} s, run ${load.durationSeconds} s`);
       let onTurnpike: Measurement;
@@ -440,7 +477,7 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
         accessLogRuns.push({ lines, requests: onTurnpike.wrk.requests });
         console.log(`${tag} Turnpike: ${line(onTurnpike)}; access log +${lines} lines for ${onTurnpike.wrk.requests} requests`);
       } else {
-        onTurnpike = await measure(turnpikeBase(scenario) + scenario.path, turnpikeWatch, load, processes);
+        onTurnpike = await measure(turnpikeBase(scenario) + scenario.path, turnpikeWatch, load, processes, undefined, headersOf(scenario));
         console.log(`${tag} Turnpike: ${line(onTurnpike)}`);
       }
       rounds.nginx.push(onNginx);
@@ -474,6 +511,8 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
   const withLogs = results.find((r) => r.name === "observability");
   const balanced = results.find((r) => r.name === "least-connections");
   const rateLimited = results.find((r) => r.name === "rate-limit");
+  const apiKeyed = results.find((r) => r.name === "api-key");
+  const jwtAuthed = results.find((r) => r.name === "jwt");
   const accessLog: AccessLogCheck | null = withLogs
     ? {
         path: "turnpike-access.log in the run's temp folder",
@@ -529,6 +568,18 @@ async function benchmark(options: BenchOptions, processes: Processes, dir: strin
     },
     scenarios: results,
     policyChainVsNginxPlain: plain && policies ? policies.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
+    authVsNginxPlain: plain
+      ? {
+          apiKey: apiKeyed ? apiKeyed.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
+          jwt: jwtAuthed ? jwtAuthed.turnpike.cpu.proxy!.perRequest / plain.nginx.cpu.proxy!.perRequest : null,
+        }
+      : null,
+    authVsTurnpikePlain: plain
+      ? {
+          apiKey: apiKeyed ? apiKeyed.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest : null,
+          jwt: jwtAuthed ? jwtAuthed.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest : null,
+        }
+      : null,
     rateLimitVsPlain: plain && rateLimited ? rateLimited.turnpike.cpu.proxy!.perRequest / plain.turnpike.cpu.proxy!.perRequest : null,
     observability: plain && withLogs ? observabilityVerdict(plain, withLogs, accessLog!, scrapes) : null,
     cluster,

@@ -7,6 +7,7 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { POLICY_REQUEST_HEADER } from "./nginx.ts";
 import { childrenOf, type Processes } from "./processes.ts";
+import type { BenchAuth } from "./auth.ts";
 import { waitUntil } from "./wait.ts";
 
 /**
@@ -23,7 +24,36 @@ export function turnpikeConfig(
   poolPorts: readonly number[] = [],
   tls: BenchTls | null = null,
   cluster: ClusterStore | null = null,
+  auth: BenchAuth | null = null,
 ): string {
+  // Auth scenarios: one consumer with an API key, and RS256 JWTs verified with a PEM key.
+  const consumers = auth
+    ? `consumers:
+  - name: bench-client
+    roles: [reader]
+    credentials:
+      - { type: api_key, key_hash: "${auth.apiKeyHash}" }
+`
+    : "";
+  const authRoutes = auth
+    ? `  - name: api-key
+    match: { paths: [/api-key] }
+    upstream: backend
+    policies:
+      - type: api-key
+  - name: jwt
+    match: { paths: [/jwt] }
+    upstream: backend
+    policies:
+      - type: jwt
+        config:
+          keys: [{ file: ${JSON.stringify(auth.jwtPublicKeyPath)} }]
+          algorithms: [RS256]
+          issuer: https://bench.turnpike.local/
+          audience: bench
+          required_claims: [sub]
+`
+    : "";
   // Cluster mode: a rate limit far above the load on `/limited`, counted through the member.
   const store = cluster
     ? `store:
@@ -63,7 +93,7 @@ ${tls ? tlsListeners(tls) : ""}admin:
   port: ${adminPort}
 server:
   drain_timeout: 2s
-${observability}${store}upstreams:
+${observability}${store}${consumers}upstreams:
   backend:
     targets: [http://127.0.0.1:${upstreamPort}]
 ${
@@ -106,7 +136,7 @@ ${
     match: { paths: [/balanced] }
     upstream: pool
 `
-  }${limited}`;
+  }${limited}${authRoutes}`;
 }
 
 /** The cluster store of a Turnpike in the hazelcast scenarios. */
@@ -165,13 +195,13 @@ export async function startTurnpike(
   binary: string,
   processes: Processes,
   dir: string,
-  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[]; tls?: BenchTls; cluster?: ClusterStore },
+  ports: { port: number; adminPort: number; upstreamPort: number; poolPorts?: readonly number[]; tls?: BenchTls; cluster?: ClusterStore; auth?: BenchAuth },
   name = "turnpike",
   telemetry: Telemetry | null = null,
 ): Promise<TurnpikeProcess> {
   const configPath = join(dir, `${name}.yaml`);
   const log = join(dir, `${name}.log`);
-  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? [], ports.tls ?? null, ports.cluster ?? null));
+  writeFileSync(configPath, turnpikeConfig(ports.port, ports.adminPort, ports.upstreamPort, telemetry, ports.poolPorts ?? [], ports.tls ?? null, ports.cluster ?? null, ports.auth ?? null));
   // The bench must not inherit a role or log level meant for something else.
   const env: Record<string, string> = {};
   for (const [name, value] of Object.entries(process.env)) {

@@ -26,6 +26,8 @@ export interface WrkRun {
   threads: number;
   connections: number;
   durationSeconds: number;
+  /** Request headers sent with every request (e.g. credentials). */
+  headers?: Record<string, string>;
 }
 
 const UNIT_US: Record<string, number> = { us: 1, ms: 1_000, s: 1_000_000, m: 60_000_000, h: 3_600_000_000 };
@@ -96,6 +98,7 @@ export async function runWrk(wrkPath: string, run: WrkRun, processes: Processes)
     `-c${run.connections}`,
     `-d${run.durationSeconds}s`,
     "--latency",
+    ...Object.entries(run.headers ?? {}).flatMap(([name, value]) => ["-H", `${name}: ${value}`]),
     run.url,
   ];
   const child = processes.spawn("wrk", args, { stdout: "pipe", stderr: "pipe" });
