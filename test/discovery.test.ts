@@ -8,6 +8,7 @@
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
 import type { Server } from "bun";
+import { readFileSync } from "node:fs";
 import { basics, freePort, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { createTestCa } from "./helpers/certs.ts";
 import { startDnsServer, type TestDnsServer } from "./helpers/dns-server.ts";
@@ -175,6 +176,21 @@ describe("A records", () => {
       dns.silent = false;
     }
     await eventually(() => gateway.logs().includes("DNS discovery works again"), "the recovery to be logged", 15_000);
+  });
+});
+
+describe("reload", () => {
+  test("a reload while DNS is down keeps serving the addresses found before", async () => {
+    // The current set: 127.0.0.4 only (from the test above).
+    expect([...(await answeredBy("/orders/before", 3))]).toEqual(["127.0.0.4"]);
+    dns.silent = true;
+    try {
+      gateway.writeConfig(`${readFileSync(gateway.configPath, "utf8")}\n# reloaded\n`);
+      expect(await gateway.reload()).toBe("reloaded");
+      expect([...(await answeredBy("/orders/after", 3))]).toEqual(["127.0.0.4"]);
+    } finally {
+      dns.silent = false;
+    }
   });
 });
 

@@ -22,6 +22,7 @@ import { readMetricsConfig } from "../observability/metrics/config.ts";
 import { NodeMetrics, SCRAPE_TIMEOUT_MS } from "../observability/metrics/node-metrics.ts";
 import { createNodeMemory, type NodeMemory } from "../shared/index.ts";
 import { setUpstreamEventSink } from "../upstream/events.ts";
+import type { RuntimeGraph } from "../config/graph.ts";
 import { startDiscovery } from "../upstream/dns/targets.ts";
 import { ActiveHealthChecks } from "../upstream/health-check.ts";
 import { upstreamEventLogger, upstreamsStatus } from "../upstream/status.ts";
@@ -510,12 +511,13 @@ class Supervisor {
   }
 
   #commit(next: { loaded: LoadedConfig; text: string }, generation: number): void {
+    const previous = this.#loaded.graph;
     this.#loaded = next.loaded;
     this.#text = next.text;
     this.#generation = generation;
     this.#configureLogs();
     this.#healthChecks.apply(next.loaded.graph.upstreams);
-    this.#startDiscovery();
+    this.#startDiscovery(previous);
   }
 
   /**
@@ -523,8 +525,8 @@ class Supervisor {
    * health checks (which follow the targets it finds). The supervisor logs what it finds;
    * workers look names up too, quietly.
    */
-  #startDiscovery(): void {
-    startDiscovery(this.#loaded.graph.upstreams, this.#log);
+  #startDiscovery(previous?: RuntimeGraph): void {
+    startDiscovery(this.#loaded.graph.upstreams, this.#log, { previous: previous?.upstreams });
   }
 
   /** Writes the audit record of a reload (to the audit log of the config in force after it). */

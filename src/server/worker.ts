@@ -97,7 +97,7 @@ export function runWorker(): void {
     // the first request that needs it.
     if (graph.store.type !== "embedded") processStores.get(graph.store);
     telemetry.configure(graph);
-    startDiscovery(graph.upstreams, log, { quiet: true });
+    startDiscovery(graph.upstreams, log, { quiet: true, previous: previous?.upstreams });
     if (!started) {
       started = true;
       const first = graph;

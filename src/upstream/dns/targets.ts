@@ -80,9 +80,26 @@ export class DiscoveredTargets {
     return out;
   }
 
+  /**
+   * Takes over what `previous` (the same upstream in the config generation before a
+   * reload) found for the same names and settings, so that a reload neither waits for
+   * DNS nor loses the addresses when DNS is down. Call before `start`.
+   */
+  seedFrom(previous: DiscoveredTargets): void {
+    if (JSON.stringify(previous.settings) !== JSON.stringify(this.settings)) return;
+    for (const template of this.#templates) {
+      if (!isDiscoverable(template)) continue;
+      const before = [...previous.#found.entries()].find(([old]) => old.origin === template.origin);
+      if (before) this.#found.set(template, before[1]);
+    }
+    if (this.#found.size > 0) this.apply(this.current());
+  }
+
   /** Starts the lookups (once); resolves when every first lookup is over. */
   start(log: Logger): Promise<void> {
     if (this.#ready) return this.#ready;
+    // Names already known (seeded by a reload) need no wait for their first lookup.
+    if (this.#templates.filter(isDiscoverable).every((template) => this.#found.has(template))) this.#settled = true;
     const names = this.#templates.filter(isDiscoverable);
     this.#watches = names.map((template) => {
       const name = new URL(template.origin).hostname;
@@ -114,10 +131,16 @@ export class DiscoveredTargets {
  * `onChange` runs after an upstream's targets changed. With `quiet`, what discovery
  * logs goes to debug: every process looks names up, and the supervisor's lines suffice.
  */
-export function startDiscovery(upstreams: ReadonlyMap<string, CompiledUpstream>, log: Logger, options: { quiet?: boolean; onChange?: () => void } = {}): void {
+export function startDiscovery(
+  upstreams: ReadonlyMap<string, CompiledUpstream>,
+  log: Logger,
+  options: { quiet?: boolean; onChange?: () => void; previous?: ReadonlyMap<string, CompiledUpstream> } = {},
+): void {
   const base = options.quiet ? debugOnly(log) : log;
   for (const upstream of upstreams.values()) {
     if (upstream.kind !== "http" || !upstream.discovery) continue;
+    const before = options.previous?.get(upstream.name);
+    if (before?.kind === "http" && before.discovery) upstream.discovery.seedFrom(before.discovery);
     if (options.onChange) upstream.onTargetsChange(options.onChange);
     void upstream.discovery.start(base.child({ upstream: upstream.name }));
   }
