@@ -147,6 +147,15 @@ describe("api-key", () => {
     expect(byId("ak-log-2")).toEqual({ request_id: "ak-log-2", route: "header-key", consumer: null, status: 401 });
     expect(byId("ak-log-3")).toEqual({ request_id: "ak-log-3", route: "open", consumer: null, status: 200 });
   });
+
+  test("GET /config on the admin API shows the consumers with their key hashes redacted", async () => {
+    const response = await fetch(`${gateway.adminUrl}/config`);
+    const text = await response.text();
+    expect(response.status).toBe(200);
+    expect(text).toContain("billing");
+    expect(text).toContain("[redacted]");
+    expect(text).not.toContain(hashApiKey(KEY).slice(7));
+  });
 });
 
 describe("consumers config", () => {

@@ -51,6 +51,10 @@ beforeAll(async () => {
       if (path === "/oidc/.well-known/openid-configuration") {
         return Response.json({ issuer: `http://127.0.0.1:${jwks.port}/oidc`, jwks_uri: `http://127.0.0.1:${jwks.port}/jwks.json` });
       }
+      if (path === "/impostor/.well-known/openid-configuration") {
+        // Names another issuer than the one asked: must not be used.
+        return Response.json({ issuer: "https://someone-else.test", jwks_uri: `http://127.0.0.1:${jwks.port}/jwks.json` });
+      }
       return new Response("not found", { status: 404 });
     },
   });
@@ -105,6 +109,12 @@ routes:
     policies:
       - type: jwt
         config: { jwks_url: "http://127.0.0.1:${freePort()}/jwks.json", on_unavailable: 401 }
+  - name: impostor
+    match: { paths: ["/impostor/*"] }
+    upstream: backend
+    policies:
+      - type: jwt
+        config: { discovery: true, issuer: ${base}/impostor }
   - name: oidc
     match: { paths: ["/oidc/*"] }
     upstream: backend
@@ -270,5 +280,10 @@ describe("the JWKS server", () => {
     expect(performance.now() - started).toBeLessThan(7_000);
     const down = await call("/down/x", await sign());
     await expectProblem(down, 401);
+  });
+
+  test("a discovery document naming another issuer is not used: 503", async () => {
+    const token = await sign({ claims: { iss: `http://127.0.0.1:${jwks.port}/impostor`, aud: undefined } });
+    await expectProblem(await call("/impostor/x", token), 503);
   });
 });
