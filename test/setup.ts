@@ -9,4 +9,6 @@ if (!existsSync(BINARY)) {
 }
 
 // Integration tests start real processes; 5 s (Bun's default) is too short on a busy machine.
+// setDefaultTimeout here covers only the first test file Bun loads: run the suite with
+// `--timeout 60000` (scripts/test.sh and `bun run test` do).
 setDefaultTimeout(60_000);
