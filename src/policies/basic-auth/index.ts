@@ -54,15 +54,14 @@ export const basicAuthPolicy: PolicyFactory<BasicAuthConfig> = {
     for (const { consumer, credential } of context.consumers.credentials("basic")) {
       users.set(credential.username as string, { hash: credential.password_hash as string, consumer: consumerFromRecord(consumer, "basic-auth") });
     }
-    // An unknown user costs a verification too, so timing does not tell which users exist.
-    const decoy = users.size > 0 ? Bun.password.hashSync(crypto.randomUUID(), { algorithm: "argon2id" }) : "";
     const pending = new Map<string, Promise<Consumer | null>>();
 
     async function verify(username: string, password: string): Promise<Consumer | null> {
       const user = users.get(username);
       await limit.acquire();
       try {
-        const ok = await Bun.password.verify(password, user?.hash ?? decoy).catch(() => false);
+        // An unknown user costs a verification too, so timing does not tell which users exist.
+        const ok = await Bun.password.verify(password, user?.hash ?? (await decoyHash())).catch(() => false);
         return ok && user ? user.consumer : null;
       } finally {
         limit.release();
@@ -100,6 +99,14 @@ export const basicAuthPolicy: PolicyFactory<BasicAuthConfig> = {
     return policy;
   },
 };
+
+let decoy: Promise<string> | null = null;
+
+/** An argon2id hash of a random password, made once per process on first need (not at load). */
+function decoyHash(): Promise<string> {
+  decoy ??= Bun.password.hash(crypto.randomUUID(), { algorithm: "argon2id" });
+  return decoy;
+}
 
 /** A counting semaphore: at most `limit` holders; others wait in order. */
 class ConcurrencyLimit {
