@@ -104,6 +104,11 @@ ${MOCK_UPSTREAM}`,
   expect(lines).toHaveLength(1);
   expect(JSON.parse(lines[0]!)).toMatchObject({ level: "warn", role: "worker", store: "hazelcast", members: [`127.0.0.1:${port}`] });
   expect(warningsIn(gateway.logs())).toHaveLength(0);
+  // The admin API says the store cannot serve.
+  const status = (await (await fetch(`${gateway.adminUrl}/status`)).json()) as { store: unknown };
+  expect(status.store).toEqual({ type: "hazelcast", available: false });
+  const metrics = await (await fetch(`${gateway.adminUrl}/metrics`)).text();
+  expect(metrics).toContain('turnpike_store_available{type="hazelcast"} 0\n');
 });
 
 describe.skipIf(hazelcastMissing !== null)("with a real Hazelcast member", () => {
@@ -132,6 +137,7 @@ ${MOCK_UPSTREAM}
     expect(response.status).toBe(200);
     expect(await response.text()).toBe("hello");
     await waitFor("a warning from each worker", () => linesWith(gateway, "cannot reach the Hazelcast cluster; limits follow their fail mode until it answers").length === 2);
+    expect(((await (await fetch(`${gateway.adminUrl}/status`)).json()) as { store: unknown }).store).toEqual({ type: "hazelcast", available: false });
     // A limit that fails closed refuses while there is no cluster to count with.
     const refused = await fetch(`${gateway.url}/guarded`);
     expect(refused.status).toBe(503);
@@ -148,6 +154,10 @@ ${MOCK_UPSTREAM}
     const counted = await fetch(`${gateway.url}/guarded`);
     expect(counted.status).toBe(200);
     expect(counted.headers.get("ratelimit")).toContain("r=999");
+    // Both workers are connected: the node's store is available.
+    const status = (await (await fetch(`${gateway.adminUrl}/status`)).json()) as { store: unknown };
+    expect(status.store).toEqual({ type: "hazelcast", available: true });
+    expect(await (await fetch(`${gateway.adminUrl}/metrics`)).text()).toContain('turnpike_store_available{type="hazelcast"} 1\n');
   }, 120_000);
 
   describe("two nodes × 2 workers, one member", () => {

@@ -73,6 +73,15 @@ ${extraRoute}`;
     upstream.stop();
   });
 
+  test("the embedded store is available: one gauge of 1 for the node (not one per worker), and in GET /status", async () => {
+    const parsed = await scrape(gateway);
+    const samples = parsed.find("turnpike_store_available");
+    expect(samples).toEqual([{ name: "turnpike_store_available", labels: { type: "embedded" }, value: 1 }]);
+    expect(parsed.families.get("turnpike_store_available")!.type).toBe("gauge");
+    const status = (await (await fetch(`${gateway.adminUrl}/status`)).json()) as { store: unknown };
+    expect(status.store).toEqual({ type: "embedded", available: true });
+  });
+
   test("N requests spread over the workers count exactly N, with routes, methods and status classes", async () => {
     const before = await scrape(gateway);
     expect(before.sum("turnpike_workers_scraped")).toBe(3);

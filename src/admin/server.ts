@@ -4,7 +4,7 @@
  * - `GET /healthz`: the supervisor is alive (200).
  * - `GET /readyz`: 200 when every worker of the current generation serves, else 503.
  * - `GET /config`: the effective config as JSON, secrets redacted.
- * - `GET /status`: version, uptime, workers, config generation, request counts.
+ * - `GET /status`: version, uptime, workers, config generation, request counts, store availability.
  * - `POST /reload`: reload the config file now (same as SIGHUP); 200 or 422 with errors.
  * - `GET /metrics`: Prometheus text format, merged over every worker (404 when disabled).
  * - `GET /upstreams`: every http upstream's targets with their node-wide state (healthy,

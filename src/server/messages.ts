@@ -15,6 +15,8 @@ export type ToWorker =
   | { type: "drain"; handoffMs?: number }
   /** Send a metrics snapshot now, answering with the same `id`. */
   | { type: "metrics"; id: number }
+  /** Say whether the store of the served config is available, answering with the same `id`. */
+  | { type: "store"; id: number }
   /** A message published on the node's store bus (by any worker), for local subscribers. */
   | { type: "published"; channel: string; message: string };
 
@@ -28,5 +30,13 @@ export type FromWorker =
   | { type: "failed"; generation: number; errors: string[] }
   /** A metrics snapshot: the answer to a scrape (`id`), or the final one of a draining worker (`id` null). */
   | { type: "metrics"; id: number | null; snapshot: WorkerMetricsSnapshot }
+  /** The answer to a store question: the store type of the served config and whether it can serve now. */
+  | { type: "store"; id: number; store: StoreStatus }
   /** Publish on the node's store bus: the supervisor sends it to every live worker. */
   | { type: "publish"; channel: string; message: string };
+
+/** A store's availability as one process sees it. */
+export interface StoreStatus {
+  type: string;
+  available: boolean;
+}

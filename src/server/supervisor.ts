@@ -28,7 +28,7 @@ import { ActiveHealthChecks } from "../upstream/health-check.ts";
 import { upstreamEventLogger, upstreamsStatus } from "../upstream/status.ts";
 import { restoreDurableCounters } from "../store/embedded/state-file.ts";
 import { VERSION } from "../version.ts";
-import type { FromWorker, ToWorker } from "./messages.ts";
+import type { FromWorker, StoreStatus, ToWorker } from "./messages.ts";
 import { unavailableListeners } from "./port-check.ts";
 
 /** How long new workers may take to report ready before a start or reload fails. */
@@ -635,8 +635,28 @@ class Supervisor {
    * renders the node's exposition; null when metrics are disabled. Never fails: a worker
    * that does not answer is counted from its last snapshot.
    */
+  /**
+   * The store as the node sees it: available only when every serving worker that answers
+   * says so (each worker holds its own connection), so one cut-off worker shows.
+   */
+  async #storeStatus(): Promise<StoreStatus> {
+    const type = this.#loaded.graph.store.type;
+    const id = ++this.#scrapeId;
+    const serving = this.#workers.filter((w) => w.ready && this.#live.has(w));
+    const answers = await Promise.all(
+      serving.map((worker) => {
+        const answer = this.#await(worker, (m) => m.type === "store" && m.id === id, SCRAPE_TIMEOUT_MS);
+        this.#send(worker, { type: "store", id });
+        return answer;
+      }),
+    );
+    const reports = answers.flatMap((a) => (a.type === "store" ? [a.store] : []));
+    return { type, available: reports.length > 0 && reports.every((r) => r.available && r.type === type) };
+  }
+
   async #scrapeMetrics(): Promise<string | null> {
     if (!readMetricsConfig(this.#loaded.graph.observability).enabled) return null;
+    const store = this.#storeStatus();
     const id = ++this.#scrapeId;
     const asked = [...this.#live];
     const answers = await Promise.all(
@@ -655,6 +675,7 @@ class Supervisor {
       generation: this.#generation,
       restarts: this.#restarts,
       upstreams: this.#loaded.graph.upstreams,
+      store: await store,
     });
   }
 
@@ -676,6 +697,7 @@ class Supervisor {
         stopping: this.#stopping,
         // Counted by the metrics; a fresh scrape of the workers makes them current.
         requests: (await this.#scrapeMetrics()) === null ? null : this.#metrics.requestCounts,
+        store: await this.#storeStatus(),
       }),
       config: () => ({ value: this.#loaded.config, secrets: this.#loaded.secrets }),
       reload: (reason: string, actor?: AuditActor) => this.reload(reason, actor),

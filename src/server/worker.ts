@@ -23,7 +23,7 @@ import { startDiscovery } from "../upstream/dns/targets.ts";
 import { webSocketHandler } from "../upstream/websocket.ts";
 import { createRequestHandler, type ConnectionRegistry } from "./handler.ts";
 import { startTlsBridge, type TlsBridge } from "./tls-bridge.ts";
-import type { FromWorker, ToWorker } from "./messages.ts";
+import type { FromWorker, StoreStatus, ToWorker } from "./messages.ts";
 
 /** Largest body Bun itself accepts; the gateway's own limits apply below it. */
 const UNLIMITED_BODY = Number.MAX_SAFE_INTEGER;
@@ -73,8 +73,15 @@ export function runWorker(): void {
     if (message.type === "config") applyConfig(message);
     else if (message.type === "drain") void drain("told by the supervisor", message.handoffMs ?? 0);
     else if (message.type === "metrics") send({ type: "metrics", id: message.id, snapshot: metrics.snapshot() });
+    else if (message.type === "store") send({ type: "store", id: message.id, store: storeStatus() });
     else if (message.type === "published") deliverFromBus(message.channel, message.message);
   });
+  /** The store of the served config; one not created yet is the embedded store (always available) or not connected. */
+  const storeStatus = (): StoreStatus => {
+    if (graph === null) return { type: "embedded", available: false };
+    const store = processStores.peek(graph.store);
+    return { type: graph.store.type, available: store ? store.available : graph.store.type === "embedded" };
+  };
   process.on("SIGTERM", () => void drain("SIGTERM"));
   process.on("SIGINT", () => void drain("SIGINT"));
   // A lost supervisor must not leave orphan workers holding the ports.

@@ -108,6 +108,11 @@ export class StoreHub {
     return store;
   }
 
+  /** The store for `settings` if this process created it (creates none). */
+  peek(settings: StoreSettings): Store | undefined {
+    return this.#stores.get(settings.fingerprint);
+  }
+
   /** Called when a config generation takes over: stores of other settings close after `graceMs`. */
   retainOnly(settings: StoreSettings, graceMs: number): void {
     if (this.#currentFingerprint === settings.fingerprint) return;

@@ -32,6 +32,8 @@ export interface NodeState {
   restarts: number;
   /** The upstreams of the current config, whose node-wide target state is exported. */
   upstreams?: ReadonlyMap<string, CompiledUpstream>;
+  /** The store as the supervisor sees it (available only when every serving worker says so). */
+  store?: { type: string; available: boolean };
 }
 
 /** The supervisor's side of metrics. */
@@ -119,6 +121,12 @@ export class NodeMetrics {
     for (const p of processes) {
       rss.series(String(p.pid), p.role).set(p.residentBytes);
       cpu.series(String(p.pid), p.role).add(p.cpuSeconds);
+    }
+    if (state.store) {
+      registry
+        .gauge("turnpike_store_available", "1 when the store can serve on every serving worker, else 0 (rate limits follow their on_store_error).", ["type"])
+        .series(state.store.type)
+        .set(state.store.available ? 1 : 0);
     }
     if (state.upstreams) addUpstreamState(registry, state.upstreams);
     return registry;
