@@ -6,6 +6,7 @@
  * the keys held stay in use; with no keys at all, verification fails as unavailable.
  */
 import { createLocalJWKSet, type JSONWebKeySet, type JWSHeaderParameters } from "jose";
+import type { ProviderWatch } from "./provider-watch.ts";
 import { fetchJson, ProviderUnavailable } from "./remote.ts";
 
 /** Timings of a remote key set, in milliseconds. */
@@ -17,6 +18,8 @@ export interface RemoteKeySetOptions {
   defaultTtlMs: number;
   /** Longest lifetime, whatever the provider says. */
   maxTtlMs: number;
+  /** Logs failures and recoveries of the JWKS URL. */
+  watch?: ProviderWatch;
 }
 
 type KeyResolver = ReturnType<typeof createLocalJWKSet>;
@@ -57,8 +60,10 @@ export class RemoteKeySet {
   }
 
   async #fetch(): Promise<void> {
+    let url: string | null = null;
     try {
-      const url = await this.url();
+      // A URL that cannot be found (discovery) is reported by whoever looks it up.
+      url = await this.url();
       const { body, maxAgeMs } = await fetchJson(url, this.options.timeoutMs);
       const keys = (body as { keys?: unknown }).keys;
       if (!Array.isArray(keys)) throw new ProviderUnavailable(`${url} holds no "keys" array`);
@@ -69,8 +74,10 @@ export class RemoteKeySet {
       const ttl = Math.min(Math.max(maxAgeMs ?? this.options.defaultTtlMs, this.options.minRefreshMs), this.options.maxTtlMs);
       this.#expiresAt = this.now() + ttl;
       this.#lastError = null;
+      this.options.watch?.succeeded(url);
     } catch (error) {
       this.#lastError = error instanceof ProviderUnavailable ? error : new ProviderUnavailable((error as Error).message);
+      if (url !== null) this.options.watch?.failed(url, this.#lastError);
       // Keys held before stay in use until a refresh works; retry after the floor.
       if (this.#resolver !== null) this.#expiresAt = this.now() + this.options.minRefreshMs;
     }

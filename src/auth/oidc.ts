@@ -3,6 +3,7 @@
  * JWKS and introspection endpoints. The document is fetched on first use, kept for an
  * hour (or its Cache-Control max-age), and its `issuer` must equal the configured one.
  */
+import type { ProviderWatch } from "./provider-watch.ts";
 import { fetchJson, ProviderUnavailable } from "./remote.ts";
 
 /** What Turnpike reads from a discovery document. */
@@ -26,6 +27,8 @@ export class OidcDiscovery {
     readonly retryAfterMs = 10_000,
     readonly ttlMs = 3_600_000,
     readonly now: () => number = Date.now,
+    /** Logs failures and recoveries of the discovery URL. */
+    readonly watch?: ProviderWatch,
   ) {}
 
   /** The URL of the discovery document. */
@@ -66,8 +69,10 @@ export class OidcDiscovery {
       this.#document = document;
       this.#expiresAt = this.now() + Math.max(maxAgeMs ?? this.ttlMs, this.retryAfterMs);
       this.#lastError = null;
+      this.watch?.succeeded(this.url);
     } catch (error) {
       this.#lastError = error instanceof ProviderUnavailable ? error : new ProviderUnavailable((error as Error).message);
+      this.watch?.failed(this.url, this.#lastError);
       // A document held before stays in use; try again after retryAfterMs.
       if (this.#document !== null) this.#expiresAt = this.now() + this.retryAfterMs;
     }

@@ -13,6 +13,7 @@ import { compileMock } from "../core/mock.ts";
 import { compileCidrList, parseCidr } from "../core/net.ts";
 import type { Step } from "../core/pipeline.ts";
 import type { Policy } from "../core/policy.ts";
+import { createLogger, type Logger } from "../observability/logger.ts";
 import type { PolicyRegistry } from "../core/registry.ts";
 import { parseDuration, parseSize } from "../core/units.ts";
 import { parsePathPattern, PathKind } from "../router/path-pattern.ts";
@@ -37,6 +38,8 @@ export const DEFAULT_LIMITS: Limits = { maxBodySize: 0, maxHeaderSize: 0, maxUrl
 export interface CompileOptions {
   baseDir: string;
   registry: PolicyRegistry;
+  /** The process's error log, handed to policies (with their path); stderr when absent. */
+  log?: Logger;
 }
 
 export type CompileResult = { ok: true; graph: RuntimeGraph } | { ok: false; errors: ConfigError[] };
@@ -349,6 +352,7 @@ function compilePolicy(
   try {
     const context = {
       path: path.join("."),
+      log: (options.log ?? defaultLog()).child({ policy: path.join(".") }),
       baseDir: options.baseDir,
       consumers,
       store: () => processStores.get(store),
@@ -633,4 +637,10 @@ function compileRouteCheck(route: RouteConfig, path: ConfigPath, fail: Fail): Ro
   if (tests.length === 0) return null;
   if (tests.length === 1) return tests[0]!;
   return (request, url) => tests.every((test) => test(request, url));
+}
+
+let fallbackLog: Logger | null = null;
+/** The logger of policies compiled without one (e.g. `turnpike validate`). */
+function defaultLog(): Logger {
+  return (fallbackLog ??= createLogger({ pid: process.pid }));
 }

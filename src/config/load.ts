@@ -6,6 +6,7 @@
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { PolicyRegistry } from "../core/registry.ts";
+import type { Logger } from "../observability/logger.ts";
 import { parsePathPattern } from "../router/path-pattern.ts";
 import { builtinPolicies } from "../policies/index.ts";
 import { compileConfig } from "./compile.ts";
@@ -31,8 +32,12 @@ export class ConfigLoader {
   readonly registry: PolicyRegistry;
   readonly #check: (value: unknown) => ConfigError[];
 
-  constructor(registry: PolicyRegistry = builtinPolicies()) {
+  readonly #log: Logger | undefined;
+
+  /** `log` is handed to policies (see PolicyContext.log). */
+  constructor(registry: PolicyRegistry = builtinPolicies(), log?: Logger) {
     this.registry = registry;
+    this.#log = log;
     this.#check = createSchemaChecker(buildConfigSchema(registry));
   }
 
@@ -62,7 +67,7 @@ export class ConfigLoader {
       return { ok: false, errors: sortErrors(errors) };
     }
     const config = source.value as TurnpikeConfig;
-    const compiled = compileConfig(config, { baseDir: dirname(file), registry: this.registry });
+    const compiled = compileConfig(config, { baseDir: dirname(file), registry: this.registry, log: this.#log });
     if (!compiled.ok) errors.push(...located(compiled.errors));
     if (errors.length > 0 || !compiled.ok) {
       if (compiled.ok) compiled.graph.dispose();

@@ -2,6 +2,7 @@
  * The policy interface: optional hooks for each phase of a request.
  * A policy stops the chain by returning a Response, never by throwing.
  */
+import type { Logger } from "../observability/logger.ts";
 import type { Store } from "../store/types.ts";
 import type { ConsumerDirectory } from "./consumer.ts";
 import type { Exchange } from "./exchange.ts";
@@ -37,6 +38,11 @@ export interface Policy {
 export interface PolicyContext {
   /** Config path of this policy, for messages, e.g. `routes[1].policies[0]`. */
   path: string;
+  /**
+   * The process's error log, with this policy's path in every line: for what operators
+   * must know (e.g. an identity provider that cannot be reached), never per request.
+   */
+  log: Logger;
   /** Folder that relative file paths in the config are resolved from. */
   baseDir: string;
   /**

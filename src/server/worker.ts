@@ -47,7 +47,7 @@ export function runWorker(): void {
   const log = createLogger({ role: "worker", pid: process.pid }, errorLog.level, errorLog.write);
   setUpstreamEventSink(upstreamEventLogger(log));
   const send = (message: FromWorker) => process.send?.(message);
-  const loader = new ConfigLoader();
+  const loader = new ConfigLoader(undefined, log);
   // Telemetry parts (metrics, access log, tracing) are listed here once each.
   // The final metrics snapshot of a draining worker; an IPC message sent just before exit
   // can be lost (bun issue 37849), so the exit waits a moment after it.

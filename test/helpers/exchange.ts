@@ -2,6 +2,7 @@
 import { NO_CONSUMERS, type ConsumerDirectory } from "../../src/core/consumer.ts";
 import type { Exchange } from "../../src/core/exchange.ts";
 import type { PolicyContext } from "../../src/core/policy.ts";
+import { createLogger } from "../../src/observability/logger.ts";
 import { MemoryStore } from "./memory-store.ts";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -15,7 +16,7 @@ export function policyContext(consumers: ConsumerDirectory = NO_CONSUMERS, store
   let own: Store | undefined = store;
   const makeStore = () =>
     (own ??= new EmbeddedStore(compileEmbeddedSettings({ state_dir: mkdtempSync(join(tmpdir(), "turnpike-policy-")) }, "/"), privateTable(4096)));
-  return { path: "test", baseDir: process.cwd(), consumers, createPolicy: () => null, store: makeStore };
+  return { path: "test", baseDir: process.cwd(), log: createLogger({ policy: "test" }, "error"), consumers, createPolicy: () => null, store: makeStore };
 }
 
 /** Options of `exchangeFor`. */

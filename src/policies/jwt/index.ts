@@ -16,6 +16,7 @@ import { ExpiringCache } from "../../auth/cache.ts";
 import { identify } from "../../auth/identity.ts";
 import { RemoteKeySet } from "../../auth/jwks.ts";
 import { OidcDiscovery } from "../../auth/oidc.ts";
+import { ProviderWatch } from "../../auth/provider-watch.ts";
 import { ProviderUnavailable } from "../../auth/remote.ts";
 import { authUnavailable, unauthorized } from "../../auth/responses.ts";
 import { sha256Hex } from "../../auth/secrets.ts";
@@ -118,7 +119,7 @@ export const jwtPolicy: PolicyFactory<JwtConfig> = {
     const realm = config.realm ?? "turnpike";
     const challenges = bearerChallenges(realm);
     const staticKeys: JWK[] = loadStaticKeys(config.keys ?? [], context.baseDir);
-    const remote = createRemote(config);
+    const remote = createRemote(config, new ProviderWatch(context.log, context.path));
     const algorithms = config.algorithms ?? [...new Set([...algorithmsFor(staticKeys, config.secret !== undefined), ...(remote ? ASYMMETRIC_ALGORITHMS : [])])];
     const resolveKey = keyResolver(config.secret, staticKeys, remote);
     const options: JWTVerifyOptions = {
@@ -175,7 +176,7 @@ export const jwtPolicy: PolicyFactory<JwtConfig> = {
   },
 };
 
-function createRemote(config: JwtConfig): RemoteKeySet | null {
+function createRemote(config: JwtConfig, watch: ProviderWatch): RemoteKeySet | null {
   if (!config.jwks_url && !config.discovery) return null;
   const timeoutMs = parseDuration(config.jwks?.timeout ?? "3s");
   const options = {
@@ -183,12 +184,13 @@ function createRemote(config: JwtConfig): RemoteKeySet | null {
     minRefreshMs: parseDuration(config.jwks?.min_refresh_interval ?? "10s"),
     defaultTtlMs: parseDuration(config.jwks?.default_ttl ?? "10m"),
     maxTtlMs: parseDuration(config.jwks?.max_ttl ?? "24h"),
+    watch,
   };
   if (config.jwks_url) {
     const url = config.jwks_url;
     return new RemoteKeySet(async () => url, options);
   }
-  const discovery = new OidcDiscovery(config.issuer as string, timeoutMs, options.minRefreshMs);
+  const discovery = new OidcDiscovery(config.issuer as string, timeoutMs, options.minRefreshMs, undefined, undefined, watch);
   return new RemoteKeySet(() => discovery.endpoint("jwks_uri"), options);
 }
 

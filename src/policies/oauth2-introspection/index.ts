@@ -15,6 +15,7 @@ import { bearerChallenges, readBearer } from "../../auth/bearer.ts";
 import { ExpiringCache } from "../../auth/cache.ts";
 import { identify } from "../../auth/identity.ts";
 import { OidcDiscovery } from "../../auth/oidc.ts";
+import { ProviderWatch } from "../../auth/provider-watch.ts";
 import { fetchJson, ProviderUnavailable } from "../../auth/remote.ts";
 import { authUnavailable, unauthorized } from "../../auth/responses.ts";
 import { sha256Hex } from "../../auth/secrets.ts";
@@ -81,7 +82,8 @@ export const oauth2IntrospectionPolicy: PolicyFactory<IntrospectionConfig> = {
   create(config, context) {
     const challenges = bearerChallenges(config.realm ?? "turnpike");
     const timeoutMs = parseDuration(config.timeout ?? "3s");
-    const discovery = config.issuer ? new OidcDiscovery(config.issuer, timeoutMs) : null;
+    const watch = new ProviderWatch(context.log, context.path);
+    const discovery = config.issuer ? new OidcDiscovery(config.issuer, timeoutMs, undefined, undefined, undefined, watch) : null;
     const endpoint = config.endpoint;
     const basicAuth = (config.client_auth ?? "basic") === "basic";
     const authorization = `Basic ${Buffer.from(`${encodeURIComponent(config.client_id)}:${encodeURIComponent(config.client_secret)}`).toString("base64")}`;
@@ -106,10 +108,17 @@ export const oauth2IntrospectionPolicy: PolicyFactory<IntrospectionConfig> = {
         form.set("client_id", config.client_id);
         form.set("client_secret", config.client_secret);
       }
-      const { body } = await fetchJson(url, timeoutMs, { method: "POST", headers, body: form.toString() });
-      if (!body || typeof body !== "object" || typeof (body as { active?: unknown }).active !== "boolean") {
-        throw new ProviderUnavailable(`${url} gave no "active" field`);
+      let body: unknown;
+      try {
+        ({ body } = await fetchJson(url, timeoutMs, { method: "POST", headers, body: form.toString() }));
+        if (!body || typeof body !== "object" || typeof (body as { active?: unknown }).active !== "boolean") {
+          throw new ProviderUnavailable(`${url} gave no "active" field`);
+        }
+      } catch (error) {
+        watch.failed(url, error as Error);
+        throw error;
       }
+      watch.succeeded(url);
       const claims = body as Record<string, unknown>;
       if (claims.active !== true || !audienceMatches(claims.aud, audiences)) return { consumer: null };
       if (typeof claims.exp === "number" && claims.exp * 1000 <= Date.now()) return { consumer: null };
