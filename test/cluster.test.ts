@@ -6,7 +6,7 @@
  * member's death and return.
  */
 import { afterAll, beforeAll, describe, expect, setDefaultTimeout, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, basics, freePort, startGateway, type Gateway } from "./helpers/gateway.ts";
@@ -77,6 +77,33 @@ ${MOCK_UPSTREAM}`,
   expect(text).toContain("store.hazelcast.members[2]");
   expect(text).toContain("store.hazelcast.timeout: must be more than 0");
   expect(text).not.toContain("members[0]");
+});
+
+test("the Hazelcast store's messages follow observability.error_log: in the file, once per transition, not on stderr", async () => {
+  const port = freePort();
+  const gateway = await startGateway(
+    (ports) => `${basics(ports)}
+store:
+  type: hazelcast
+  hazelcast: { members: ["127.0.0.1:${port}"] }
+observability:
+  error_log: { path: error.log, level: info }
+${MOCK_UPSTREAM}`,
+    { workers: 1 },
+  );
+  running.push(gateway);
+  const file = join(gateway.dir, "error.log");
+  const warningsIn = (text: string) => text.split("\n").filter((line) => line.includes("cannot reach the Hazelcast cluster"));
+  await waitFor("the warning in the error log file", () => existsSync(file) && warningsIn(readFileSync(file, "utf8")).length === 1);
+  // Retries go on in the background; the transition stays one line.
+  for (let i = 0; i < 3; i++) {
+    expect((await fetch(`${gateway.url}/hello`)).status).toBe(200);
+    await Bun.sleep(500);
+  }
+  const lines = warningsIn(readFileSync(file, "utf8"));
+  expect(lines).toHaveLength(1);
+  expect(JSON.parse(lines[0]!)).toMatchObject({ level: "warn", role: "worker", store: "hazelcast", members: [`127.0.0.1:${port}`] });
+  expect(warningsIn(gateway.logs())).toHaveLength(0);
 });
 
 describe.skipIf(hazelcastMissing !== null)("with a real Hazelcast member", () => {

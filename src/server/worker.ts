@@ -46,6 +46,7 @@ export function runWorker(): void {
   const errorLog = new ErrorLogOutput();
   const log = createLogger({ role: "worker", pid: process.pid }, errorLog.level, errorLog.write);
   setUpstreamEventSink(upstreamEventLogger(log));
+  processStores.setLog(log);
   const send = (message: FromWorker) => process.send?.(message);
   const loader = new ConfigLoader(undefined, log);
   // Telemetry parts (metrics, access log, tracing) are listed here once each.

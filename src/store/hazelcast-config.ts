@@ -11,7 +11,7 @@
  */
 import type { ConfigPath } from "../config/source.ts";
 import { durationSchema, parseDuration } from "../core/units.ts";
-import { createLogger } from "../observability/logger.ts";
+import type { Logger } from "../observability/logger.ts";
 import { createHazelcastStore, type HazelcastMode } from "./hazelcast.ts";
 import type { Store } from "./types.ts";
 
@@ -69,12 +69,12 @@ export function compileHazelcastSettings(config: HazelcastStoreConfig | undefine
 }
 
 /** Creates the store of a process (it connects in the background). */
-export function createHazelcastStoreFromSettings(settings: HazelcastStoreSettings): Store {
+export function createHazelcastStoreFromSettings(settings: HazelcastStoreSettings, log: Logger): Store {
   return createHazelcastStore({
     members: settings.members,
     clusterName: settings.clusterName,
     mode: settings.mode,
     timeoutMs: settings.timeoutMs,
-    log: createLogger({ role: "worker", pid: process.pid }),
+    log,
   });
 }

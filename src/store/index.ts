@@ -11,6 +11,7 @@
  * none); the store outlives config generations while its settings stay the same.
  */
 import type { ConfigPath } from "../config/source.ts";
+import { createLogger, type Logger } from "../observability/logger.ts";
 import { compileEmbeddedSettings, EmbeddedStore, embeddedStoreSchema, type EmbeddedStoreSettings } from "./embedded/index.ts";
 import { compileHazelcastSettings, createHazelcastStoreFromSettings, hazelcastStoreSchema, type HazelcastStoreSettings } from "./hazelcast-config.ts";
 import type { Store } from "./types.ts";
@@ -22,7 +23,8 @@ export interface StoreKind<Settings = unknown> {
   readonly schema: Record<string, unknown>;
   /** Turns the validated `store.<type>` section into settings; reports problems through `fail`. */
   compile(config: any, baseDir: string, fail: (path: ConfigPath, message: string) => void): Settings;
-  create(settings: Settings): Store;
+  /** Creates the store; `log` is the process's error log (`observability.error_log`). */
+  create(settings: Settings, log: Logger): Store;
 }
 
 const embeddedKind: StoreKind<EmbeddedStoreSettings> = {
@@ -36,7 +38,7 @@ const hazelcastKind: StoreKind<HazelcastStoreSettings> = {
   type: "hazelcast",
   schema: hazelcastStoreSchema,
   compile: (config, _baseDir, fail) => compileHazelcastSettings(config, fail),
-  create: (settings) => createHazelcastStoreFromSettings(settings),
+  create: (settings, log) => createHazelcastStoreFromSettings(settings, log),
 };
 
 /** Every store kind; a new kind is appended here once. */
@@ -88,13 +90,20 @@ export function compileStoreSettings(config: StoreConfig | undefined, baseDir: s
 export class StoreHub {
   readonly #stores = new Map<string, Store>();
   #currentFingerprint: string | null = null;
+  #log: Logger | null = null;
+
+  /** The log stores write to (a worker hands its error log before serving); stderr until then. */
+  setLog(log: Logger): void {
+    this.#log = log;
+  }
 
   /** The store for `settings`, created on first use. */
   get(settings: StoreSettings): Store {
     const existing = this.#stores.get(settings.fingerprint);
     if (existing) return existing;
     const kind = STORE_KINDS.find((k) => k.type === settings.type)!;
-    const store = kind.create(settings.settings);
+    this.#log ??= createLogger({ pid: process.pid });
+    const store = kind.create(settings.settings, this.#log);
     this.#stores.set(settings.fingerprint, store);
     return store;
   }
