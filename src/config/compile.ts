@@ -67,6 +67,9 @@ export function compileConfig(config: TurnpikeConfig, options: CompileOptions): 
   for (const [name, upstream] of Object.entries(config.upstreams)) {
     const compiled = compileUpstream(name, upstream, ["upstreams", name], options.baseDir, fail);
     if (compiled) upstreams.set(name, compiled);
+    if (upstream.type !== "mock" && upstream.health_check?.share === "cluster" && store.type !== "hazelcast") {
+      fail(["upstreams", name, "health_check", "share"], "sharing health with the cluster needs `store.type: hazelcast` (the nodes of a cluster meet there)");
+    }
   }
 
   const compileSteps = (entries: PolicyEntryConfig[] | undefined, path: ConfigPath): Step[] =>

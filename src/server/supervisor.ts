@@ -25,6 +25,8 @@ import { setUpstreamEventSink } from "../upstream/events.ts";
 import type { RuntimeGraph } from "../config/graph.ts";
 import { startDiscovery } from "../upstream/dns/targets.ts";
 import { ActiveHealthChecks } from "../upstream/health-check.ts";
+import { ClusterHealth } from "../upstream/cluster-health.ts";
+import { processStores } from "../store/index.ts";
 import { upstreamEventLogger, upstreamsStatus } from "../upstream/status.ts";
 import { restoreDurableCounters } from "../store/embedded/state-file.ts";
 import { VERSION } from "../version.ts";
@@ -116,7 +118,12 @@ class Supervisor {
   readonly #metrics = new NodeMetrics();
   #scrapeId = 0;
   /** Active health checks: probed here, once per node; the verdicts reach workers through shared memory. */
-  readonly #healthChecks = new ActiveHealthChecks();
+  readonly #healthChecks = new ActiveHealthChecks(
+    (target, down, reason, intervalMs) => this.#clusterHealth.local(target, down, reason, intervalMs),
+    (target) => this.#clusterHealth.source(target.upstream, target.url).health_source === "remote",
+  );
+  /** Active health verdicts shared with the other nodes (`health_check.share: cluster`). */
+  readonly #clusterHealth = new ClusterHealth((message, fields) => this.#log.warn(message, fields));
   /** Node-wide shared memory, mapped by every worker (created before the first one starts). */
   #memory: NodeMemory | null = null;
 
@@ -200,6 +207,7 @@ class Supervisor {
     }
     this.#workers = started.workers;
     this.#started = true;
+    this.#shareHealth(this.#loaded.graph);
     this.#healthChecks.apply(this.#loaded.graph.upstreams);
     this.#startDiscovery();
     if (graph.watch) this.#watch();
@@ -516,8 +524,17 @@ class Supervisor {
     this.#text = next.text;
     this.#generation = generation;
     this.#configureLogs();
+    this.#shareHealth(next.loaded.graph);
     this.#healthChecks.apply(next.loaded.graph.upstreams);
     this.#startDiscovery(previous);
+  }
+
+  /** Joins (or leaves) the cluster's health channel: only when an upstream shares health and the store is Hazelcast. */
+  #shareHealth(graph: RuntimeGraph): void {
+    const sharing = graph.store.type === "hazelcast" && [...graph.upstreams.values()].some((u) => u.kind === "http" && u.shareHealth);
+    const store = sharing ? processStores.get(graph.store) : null;
+    if (store) processStores.retainOnly(graph.store, 30_000);
+    this.#clusterHealth.apply(graph.upstreams, store);
   }
 
   /**
@@ -625,6 +642,7 @@ class Supervisor {
       for (const worker of this.#live) worker.process.kill("SIGKILL");
     }
     this.#healthChecks.stop();
+    this.#clusterHealth.stop();
     this.#admin?.stop(true);
     this.#log.info("stopped", { reason });
     process.exit(0);
@@ -702,7 +720,7 @@ class Supervisor {
       config: () => ({ value: this.#loaded.config, secrets: this.#loaded.secrets }),
       reload: (reason: string, actor?: AuditActor) => this.reload(reason, actor),
       metrics: () => this.#scrapeMetrics(),
-      upstreams: () => upstreamsStatus(this.#loaded.graph.upstreams),
+      upstreams: () => upstreamsStatus(this.#loaded.graph.upstreams, (upstream, target) => (this.#clusterHealth.shares(upstream) ? this.#clusterHealth.source(upstream, target) : null)),
     };
   }
 }

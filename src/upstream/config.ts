@@ -70,7 +70,7 @@ export interface TrafficConfig {
   balancer?: BalancerName;
   hash_key?: string;
   failure_statuses?: number[];
-  health_check?: { active?: ActiveCheckConfig; passive?: PassiveCheckConfig };
+  health_check?: { active?: ActiveCheckConfig; passive?: PassiveCheckConfig; share?: "node" | "cluster" };
   circuit_breaker?: CircuitBreakerConfig;
   retries?: RetriesConfig;
   discovery?: DiscoveryConfig;
@@ -116,6 +116,10 @@ export const trafficSchemaProperties = {
     type: "object",
     additionalProperties: false,
     properties: {
+      share: {
+        enum: ["node", "cluster"],
+        description: "node (default): active health verdicts stay on this node; cluster: they are published through the Hazelcast store and applied by every node of the cluster.",
+      },
       active: {
         type: "object",
         additionalProperties: false,
@@ -278,6 +282,7 @@ export function compileHttpUpstream(
     retry,
     budget: retry ? new RetryBudget(retry.budgetRatio, retry.budgetMinPerSecond) : null,
     activeCheck,
+    shareHealth: config.health_check?.share === "cluster",
     concurrency,
     tls,
   });

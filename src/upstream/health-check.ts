@@ -12,8 +12,23 @@ import type { TargetRuntime } from "./target.ts";
 import type { CompiledUpstream } from "./types.ts";
 import type { ActiveCheckSettings } from "./upstream.ts";
 
+/**
+ * Told of each verdict of this node's probes: on a change, and after every probe while
+ * the loop's own verdict is "unhealthy" (a renewal). For sharing verdicts with a cluster.
+ */
+export type VerdictListener = (target: TargetRuntime, down: boolean, reason: string, intervalMs: number) => void;
+
 /** The probe loops of the node. */
 export class ActiveHealthChecks {
+  /**
+   * `onVerdict` hears this node's verdicts; `heldRemotely` tells a target whose state is
+   * another node's verdict (kept when this node has no checks of its own).
+   */
+  constructor(
+    private readonly onVerdict: VerdictListener = () => {},
+    private readonly heldRemotely: (target: TargetRuntime) => boolean = () => false,
+  ) {}
+
   readonly #loops = new Map<string, ProbeLoop>();
   #current: ReadonlyMap<string, CompiledUpstream> = new Map();
   readonly #watched = new WeakSet<object>();
@@ -37,7 +52,7 @@ export class ActiveHealthChecks {
       if (!upstream.activeCheck) {
         // Checks removed by a reload: their verdict goes with them.
         for (const target of upstream.targets) {
-          if (target.activeDown() && target.setActiveDown(false)) target.reportHealth(true, "active health checks are no longer configured");
+          if (target.activeDown() && !this.heldRemotely(target) && target.setActiveDown(false)) target.reportHealth(true, "active health checks are no longer configured");
         }
         continue;
       }
@@ -54,7 +69,7 @@ export class ActiveHealthChecks {
       const running = this.#loops.get(key);
       if (running) running.target = target;
       else {
-        const loop = new ProbeLoop(target, settings, tls);
+        const loop = new ProbeLoop(target, settings, tls, this.onVerdict);
         this.#loops.set(key, loop);
         loop.start();
       }
@@ -82,6 +97,7 @@ class ProbeLoop {
     public target: TargetRuntime,
     private readonly settings: ActiveCheckSettings,
     private readonly tls: UpstreamTls | null,
+    private readonly onVerdict: VerdictListener,
   ) {}
 
   start(): void {
@@ -110,13 +126,17 @@ class ProbeLoop {
       this.#failures = 0;
       this.#successes++;
       if (target.activeDown() && this.#successes >= s.healthyThreshold && target.setActiveDown(false)) {
-        target.reportHealth(true, `${this.#successes} probes in a row succeeded`);
+        const reason = `${this.#successes} probes in a row succeeded`;
+        target.reportHealth(true, reason);
+        this.onVerdict(target, false, reason, s.intervalMs);
       }
     } else {
       this.#successes = 0;
       this.#failures++;
-      if (!target.activeDown() && this.#failures >= s.unhealthyThreshold && target.setActiveDown(true)) {
-        target.reportHealth(false, `${this.#failures} probes in a row failed; last: ${failure}`);
+      if (this.#failures >= s.unhealthyThreshold) {
+        const reason = `${this.#failures} probes in a row failed; last: ${failure}`;
+        if (!target.activeDown() && target.setActiveDown(true)) target.reportHealth(false, reason);
+        this.onVerdict(target, true, reason, s.intervalMs);
       }
     }
     this.#schedule(Math.max(0, s.intervalMs - (performance.now() - started)));

@@ -7,11 +7,20 @@ import type { UpstreamEventSink } from "./events.ts";
 import type { CompiledUpstream } from "./types.ts";
 import type { UpstreamStatus } from "./upstream.ts";
 
-/** `GET /upstreams`: every http upstream with the node-wide state of its targets. */
-export function upstreamsStatus(upstreams: ReadonlyMap<string, CompiledUpstream>): { upstreams: Record<string, UpstreamStatus> } {
+/**
+ * `GET /upstreams`: every http upstream with the node-wide state of its targets. `extra`
+ * adds fields to a target's entry (where its health verdict came from, in a cluster).
+ */
+export function upstreamsStatus(
+  upstreams: ReadonlyMap<string, CompiledUpstream>,
+  extra: (upstream: string, target: string) => Record<string, unknown> | null = () => null,
+): { upstreams: Record<string, UpstreamStatus> } {
   const out: Record<string, UpstreamStatus> = {};
   for (const [name, upstream] of upstreams) {
-    if (upstream.kind === "http") out[name] = upstream.status();
+    if (upstream.kind !== "http") continue;
+    const status = upstream.status();
+    status.targets = status.targets.map((target) => ({ ...target, ...extra(name, target.url) }));
+    out[name] = status;
   }
   return { upstreams: out };
 }

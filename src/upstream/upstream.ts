@@ -53,6 +53,8 @@ export interface HttpUpstreamParts {
   retry: RetrySettings | null;
   budget: RetryBudget | null;
   activeCheck: ActiveCheckSettings | null;
+  /** `health_check.share: cluster`: active health verdicts are shared with the other nodes. */
+  shareHealth: boolean;
   concurrency: ConcurrencyLimiter | null;
   tls: UpstreamTls | null;
 }
@@ -74,6 +76,8 @@ export class HttpUpstream {
   readonly retry: RetrySettings | null;
   readonly budget: RetryBudget | null;
   readonly activeCheck: ActiveCheckSettings | null;
+  /** `health_check.share: cluster`: active health verdicts are shared with the other nodes. */
+  readonly shareHealth: boolean;
   /** At most N requests in flight to this upstream (see concurrency.ts), null: no limit. */
   readonly concurrency: ConcurrencyLimiter | null;
   /** TLS toward https targets (CA to verify them, client certificate to present); null: defaults. */
@@ -96,6 +100,7 @@ export class HttpUpstream {
     this.retry = parts.retry;
     this.budget = parts.budget;
     this.activeCheck = parts.activeCheck;
+    this.shareHealth = parts.shareHealth;
     this.concurrency = parts.concurrency;
     this.tls = parts.tls;
     this.#hashKey = parts.hashKey;
