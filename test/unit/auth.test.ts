@@ -134,7 +134,12 @@ describe("Digest", () => {
     expect(keeper.check(nonce).result).toBe("ok");
     const other = new NonceKeeper(Buffer.alloc(32, 2), 60_000, () => now);
     expect(other.check(nonce).result).toBe("invalid");
-    expect(keeper.check(`${nonce.slice(0, 42)}${nonce.endsWith("A") ? "B" : "A"}`).result).toBe("invalid");
+    // A changed character in the MAC, and the same bytes spelled with other unused bits.
+    expect(keeper.check(`${nonce.slice(0, 30)}${nonce[30] === "A" ? "B" : "A"}${nonce.slice(31)}`).result).toBe("invalid");
+    const last = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".indexOf(nonce[42]!);
+    const sameBytes = `${nonce.slice(0, 42)}${"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"[last ^ 1]}`;
+    expect(Buffer.from(sameBytes, "base64url").equals(Buffer.from(nonce, "base64url"))).toBe(true);
+    expect(keeper.check(sameBytes).result).toBe("invalid");
     expect(keeper.check("short").result).toBe("invalid");
     now += 61_000;
     expect(keeper.check(nonce).result).toBe("stale");

@@ -84,7 +84,9 @@ export class NonceKeeper {
   check(nonce: string): { result: "ok"; remainingMs: number } | { result: "stale" | "invalid" } {
     if (nonce.length !== 43 || !/^[A-Za-z0-9_-]+$/.test(nonce)) return { result: "invalid" };
     const bytes = Buffer.from(nonce, "base64url");
-    if (bytes.length !== 32) return { result: "invalid" };
+    // The last character carries two unused bits: only the canonical spelling is the
+    // nonce, or one nonce would have four names (and four nonce-count histories).
+    if (bytes.length !== 32 || bytes.toString("base64url") !== nonce) return { result: "invalid" };
     const body = bytes.subarray(0, 16);
     if (!timingSafeEqual(bytes.subarray(16), this.#mac(body))) return { result: "invalid" };
     const issuedAt = Number(body.readBigUInt64BE(0));
