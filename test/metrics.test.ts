@@ -239,3 +239,54 @@ routes:
     await response.text();
   });
 });
+
+describe("auth rejections", () => {
+  let gateway: Gateway;
+
+  beforeAll(async () => {
+    const keyHash = `sha256:${new Bun.CryptoHasher("sha256").update("metrics-key-1").digest("hex")}`;
+    gateway = await startGateway(
+      (ports) => `${basics(ports)}
+consumers:
+  - name: app
+    credentials:
+      - type: api_key
+        key_hash: ${keyHash}
+upstreams:
+  ok:
+    type: mock
+    mock: { status: 200, json: "ok" }
+routes:
+  - name: private
+    match: { paths: [/private] }
+    upstream: ok
+    policies:
+      - type: api-key
+        config: { header: apikey }
+  - name: partners
+    match: { paths: [/partners] }
+    upstream: ok
+    policies:
+      - type: ip-restriction
+        config: { allow: [203.0.113.0/24] }
+`,
+      { workers: 2 },
+    );
+  });
+  afterAll(async () => {
+    expect(await gateway.stop()).toBe(0);
+  });
+
+  test("refusals count by route, the policy that answered and reason, over both workers; accepted requests do not", async () => {
+    expect(await send(`${gateway.url}/private`, 4)).toEqual([401, 401, 401, 401]);
+    expect(await send(`${gateway.url}/private`, 6, 3, { headers: { apikey: "wrong-key" } })).toEqual(Array(6).fill(401));
+    expect(await send(`${gateway.url}/private`, 5, 2, { headers: { apikey: "metrics-key-1" } })).toEqual(Array(5).fill(200));
+    expect(await send(`${gateway.url}/partners`, 3, 2)).toEqual([403, 403, 403]);
+    const parsed = await scrape(gateway);
+    const samples = parsed
+      .find("turnpike_auth_rejections_total")
+      .map((s) => `${s.labels.route} ${s.labels.policy} ${s.labels.reason} ${s.value}`)
+      .sort();
+    expect(samples).toEqual(["partners ip-restriction forbidden 3", "private api-key invalid 6", "private api-key missing 4"]);
+  });
+});

@@ -5,6 +5,7 @@
 import type { Server } from "bun";
 import type { CompiledRoute } from "../router/types.ts";
 import type { Consumer } from "./consumer.ts";
+import type { Policy } from "./policy.ts";
 
 /** One request in flight through the gateway. */
 export interface Exchange {
@@ -58,6 +59,8 @@ export interface Exchange {
    * upstream is recorded as `<type>:answered` unless it recorded a decision of its own.
    */
   decisions: string[] | null;
+  /** The policy that answered instead of the upstream, null when none did. */
+  answeredBy: Policy | null;
   /** The listener's server, which a WebSocket upgrade needs; absent outside a listener. */
   server?: Server<unknown>;
   /** Free-form per-request state for policies (keyed by policy name). */

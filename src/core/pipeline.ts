@@ -71,6 +71,7 @@ async function requestPhase(
       const outcome = pending instanceof Promise ? await pending : pending;
       if (policy.onResponse) ran.push(step);
       if (outcome) {
+        exchange.answeredBy = policy;
         recordAnswer(exchange, policy.type);
         return outcome;
       }

@@ -104,6 +104,7 @@ export function createRequestHandler(
         bodyFailure: null,
         startedAt: performance.now(),
         decisions: null,
+        answeredBy: null,
         state: new Map(),
         upstreamTarget: null,
         upstreamStartedAt: 0,

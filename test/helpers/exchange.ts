@@ -52,6 +52,7 @@ export function exchangeFor(url: string, init: ExchangeInit = {}): Exchange {
     bodyFailure: null,
     startedAt: 0,
     decisions: null,
+    answeredBy: null,
     consumer: null,
     state: new Map(),
   };

@@ -33,6 +33,7 @@ function exchangeFor(url: string, init: { method?: string; headers?: Record<stri
     bodyFailure: null,
     startedAt: 0,
     decisions: null,
+    answeredBy: null,
     state: new Map(),
   };
 }

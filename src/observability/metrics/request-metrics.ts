@@ -17,6 +17,7 @@ import type { Exchange } from "../../core/exchange.ts";
 import type { CompiledRoute } from "../../router/types.ts";
 import type { RequestOutcome, TelemetryPart } from "../telemetry.ts";
 import { readMetricsConfig } from "./config.ts";
+import { AuthMetrics } from "./auth-metrics.ts";
 import { RateLimitMetrics } from "./rate-limit-metrics.ts";
 import { Registry, type Family, type RegistrySnapshot, type Series } from "./registry.ts";
 
@@ -78,6 +79,7 @@ export class RequestMetrics implements TelemetryPart {
   readonly #upstreamRetries: Family;
   readonly #inFlight: Series;
   readonly #rateLimits: RateLimitMetrics;
+  readonly #auth: AuthMetrics;
   /** Route series by route object (old generations' routes keep theirs while in flight). */
   #byRoute = new WeakMap<CompiledRoute, RouteSeries>();
   #byName = new Map<string, RouteSeries>();
@@ -98,6 +100,7 @@ export class RequestMetrics implements TelemetryPart {
     );
     this.#upstreamRetries = r.counter("turnpike_upstream_retries_total", "Retries made to the targets of an upstream (calls after the first of a request).", ["upstream"]);
     this.#rateLimits = new RateLimitMetrics(r);
+    this.#auth = new AuthMetrics(r);
     this.#inFlight = r.gauge("turnpike_http_requests_in_flight", "Requests being handled (from routing until the response headers are ready).").series();
   }
 
@@ -149,6 +152,8 @@ export class RequestMetrics implements TelemetryPart {
     }
     const decisions = exchange?.decisions;
     if (decisions) this.#rateLimits.count(series.name, decisions);
+    const answeredBy = exchange?.answeredBy;
+    if (answeredBy) this.#auth.count(series.name, exchange!, answeredBy, status);
     const requestLength = outcome.request.headers.get("content-length");
     if (requestLength !== null) addLength(series.requestBytes, requestLength);
     const responseLength = outcome.response.headers.get("content-length");
