@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { BINARY, basics, startGateway, type Gateway } from "./helpers/gateway.ts";
 import { hazelcastMissing, startMember, type Member } from "./helpers/hazelcast.ts";
-import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+import { startNamedTarget, type NamedTarget } from "./helpers/upstream.ts";
 
 // Members and gateways are real processes: generous limits for a busy machine.
 setDefaultTimeout(120_000);
@@ -91,17 +91,11 @@ describe.skipIf(hazelcastMissing !== null)("two nodes, one real member", () => {
     running.push(member);
   }, 120_000);
 
-  /** A target that answers with its name, and 200 or 503 on /health. */
-  function named(name: string): TestUpstream & { healthy: boolean } {
-    const upstream: TestUpstream & { healthy: boolean } = Object.assign(
-      startUpstream((request) => {
-        if (new URL(request.url).pathname === "/health") return new Response(upstream.healthy ? "ok" : "down", { status: upstream.healthy ? 200 : 503 });
-        return new Response(name);
-      }),
-      { healthy: true },
-    );
-    running.push(upstream);
-    return upstream;
+  /** A target answering with its name (see startNamedTarget), stopped after the test. */
+  function named(name: string): NamedTarget {
+    const target = startNamedTarget(name);
+    running.push(target);
+    return target;
   }
 
   /** Names of the targets that answered `count` requests to `gateway`. */

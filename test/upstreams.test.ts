@@ -5,7 +5,7 @@
  */
 import { afterAll, describe, expect, test as bunTest } from "bun:test";
 import { basics, freePort, startGateway, type Gateway } from "./helpers/gateway.ts";
-import { startUpstream, type TestUpstream } from "./helpers/upstream.ts";
+import { startNamedTarget, startUpstream, type NamedTarget } from "./helpers/upstream.ts";
 import { waitFor } from "./helpers/wait.ts";
 
 /** Tests here start gateways and wait on health checks: generous bounds for a loaded machine. */
@@ -16,17 +16,11 @@ afterAll(async () => {
   for (const thing of running.reverse()) await thing.stop();
 });
 
-/** An upstream that answers with its own name, and 200 or 503 on /health as a test says. */
-function named(name: string): TestUpstream & { healthy: boolean } {
-  const upstream: TestUpstream & { healthy: boolean } = Object.assign(
-    startUpstream((request) => {
-      if (new URL(request.url).pathname === "/health") return new Response(upstream.healthy ? "ok" : "down", { status: upstream.healthy ? 200 : 503 });
-      return new Response(name);
-    }),
-    { healthy: true },
-  );
-  running.push(upstream);
-  return upstream;
+/** A target answering with its name (see startNamedTarget), stopped after the test. */
+function named(name: string): NamedTarget {
+  const target = startNamedTarget(name);
+  running.push(target);
+  return target;
 }
 
 /** Sends `count` GETs one after the other, each on a new connection; returns the bodies. */

@@ -34,3 +34,18 @@ export function startUpstream(handler?: (request: Request, server: Server<unknow
     stop: () => server.stop(true),
   };
 }
+
+/** A target that answers with its name, and 200 or 503 on `/health` as `healthy` says. */
+export type NamedTarget = TestUpstream & { healthy: boolean };
+
+/** Starts a target that answers with `name` (health checks look at `/health`). */
+export function startNamedTarget(name: string): NamedTarget {
+  const upstream: NamedTarget = Object.assign(
+    startUpstream((request) => {
+      if (new URL(request.url).pathname === "/health") return new Response(upstream.healthy ? "ok" : "down", { status: upstream.healthy ? 200 : 503 });
+      return new Response(name);
+    }),
+    { healthy: true },
+  );
+  return upstream;
+}
