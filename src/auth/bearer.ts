@@ -3,7 +3,7 @@
  */
 import type { Exchange } from "../core/exchange.ts";
 import { credentialsFor } from "./credentials-header.ts";
-import { quoted } from "./responses.ts";
+import { quoted, unauthorized } from "./responses.ts";
 
 /** Characters of a b64token (RFC 6750 §2.1). */
 const B64TOKEN = /^[A-Za-z0-9\-._~+/]+=*$/;
@@ -36,4 +36,26 @@ export function bearerChallenges(realm: string): { missing: string[]; invalid: s
     missing: [base],
     invalid: [`${base}, error="invalid_token", error_description="The access token is not valid"`],
   };
+}
+
+/**
+ * The token of a request for a token policy, or its 401: no token (the `missing`
+ * challenge), a malformed header or a token over `maxSize` characters (`invalid`).
+ */
+export function bearerOrRefusal(
+  exchange: Exchange,
+  source: BearerSource,
+  maxSize: number,
+  challenges: { missing: readonly string[]; invalid: readonly string[] },
+): { token: string; fromQuery: boolean } | Response {
+  const { token, fromQuery, malformed } = readBearer(exchange, source);
+  if (token === null) return malformed ? unauthorized(exchange, "invalid", challenges.invalid) : unauthorized(exchange, "missing", challenges.missing);
+  if (token.length > maxSize) return unauthorized(exchange, "invalid", challenges.invalid);
+  return { token, fromQuery };
+}
+
+/** Removes the token from what the upstream gets: the query parameter it came in, or Authorization. */
+export function removeBearer(exchange: Exchange, source: BearerSource, fromQuery: boolean): void {
+  if (fromQuery) exchange.url.searchParams.delete(source.query!);
+  else exchange.upstreamHeaders.delete("authorization");
 }

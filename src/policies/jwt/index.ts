@@ -11,7 +11,7 @@
  *         audience: orders-api
  */
 import { createLocalJWKSet, errors as joseErrors, jwtVerify, type JWK, type JWTVerifyGetKey, type JWTVerifyOptions } from "jose";
-import { bearerChallenges, readBearer } from "../../auth/bearer.ts";
+import { bearerChallenges, bearerOrRefusal, removeBearer } from "../../auth/bearer.ts";
 import { ExpiringCache } from "../../auth/cache.ts";
 import { identify } from "../../auth/identity.ts";
 import { RemoteKeySet } from "../../auth/jwks.ts";
@@ -144,9 +144,9 @@ export const jwtPolicy: PolicyFactory<JwtConfig> = {
       authentication: true,
       secrets: { queryParams: source.query ? [source.query] : [] },
       async onRequest(exchange) {
-        const { token, fromQuery, malformed } = readBearer(exchange, source);
-        if (token === null) return malformed ? refuse(exchange) : unauthorized(exchange, "missing", challenges.missing);
-        if (token.length > maxSize) return refuse(exchange);
+        const bearer = bearerOrRefusal(exchange, source, maxSize, challenges);
+        if (bearer instanceof Response) return bearer;
+        const { token, fromQuery } = bearer;
         const key = sha256Hex(token);
         let consumer = cache.get(key);
         if (consumer === undefined) {
@@ -165,10 +165,7 @@ export const jwtPolicy: PolicyFactory<JwtConfig> = {
           cache.set(key, consumer, Math.min(exp, now + cacheMaxTtl));
         }
         if (!identify(exchange, consumer)) return refuse(exchange);
-        if (!forward) {
-          if (fromQuery) exchange.url.searchParams.delete(source.query!);
-          else exchange.upstreamHeaders.delete("authorization");
-        }
+        if (!forward) removeBearer(exchange, source, fromQuery);
         return undefined;
       },
     };

@@ -11,7 +11,7 @@
  *         client_id: gateway
  *         client_secret: ${INTROSPECTION_SECRET}
  */
-import { bearerChallenges, readBearer } from "../../auth/bearer.ts";
+import { bearerChallenges, bearerOrRefusal, removeBearer } from "../../auth/bearer.ts";
 import { ExpiringCache } from "../../auth/cache.ts";
 import { identify } from "../../auth/identity.ts";
 import { OidcDiscovery } from "../../auth/oidc.ts";
@@ -132,9 +132,9 @@ export const oauth2IntrospectionPolicy: PolicyFactory<IntrospectionConfig> = {
       authentication: true,
       secrets: { queryParams: source.query ? [source.query] : [] },
       async onRequest(exchange) {
-        const { token, fromQuery, malformed } = readBearer(exchange, source);
-        if (token === null) return malformed ? refuse(exchange) : unauthorized(exchange, "missing", challenges.missing);
-        if (token.length > maxSize) return refuse(exchange);
+        const bearer = bearerOrRefusal(exchange, source, maxSize, challenges);
+        if (bearer instanceof Response) return bearer;
+        const { token, fromQuery } = bearer;
         const key = sha256Hex(token);
         let answer = cache.get(key);
         if (answer === undefined) {
@@ -160,10 +160,7 @@ export const oauth2IntrospectionPolicy: PolicyFactory<IntrospectionConfig> = {
         }
         if (answer.consumer === null) return refuse(exchange);
         if (!identify(exchange, answer.consumer)) return refuse(exchange);
-        if (!forward) {
-          if (fromQuery) exchange.url.searchParams.delete(source.query!);
-          else exchange.upstreamHeaders.delete("authorization");
-        }
+        if (!forward) removeBearer(exchange, source, fromQuery);
         return undefined;
       },
     };
