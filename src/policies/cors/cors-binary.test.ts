@@ -4,9 +4,8 @@
  * exposed headers, max-age, `Vary: Origin`, and the upstream's own CORS headers replaced.
  */
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { BINARY, basics, startGateway, type Gateway } from "../../../test/helpers/gateway.ts";
+import { basics, startGateway, type Gateway } from "../../../test/helpers/gateway.ts";
+import { validateConfig } from "../../../test/helpers/traffic.ts";
 import { expectProblem } from "../../../test/helpers/problem.ts";
 import { startUpstream, type TestUpstream } from "../../../test/helpers/upstream.ts";
 
@@ -148,10 +147,7 @@ describe("cors on actual requests", () => {
 });
 
 test("cors config errors name path and line", () => {
-  const dir = require("node:fs").mkdtempSync(join(require("node:os").tmpdir(), "turnpike-cors-"));
-  const file = join(dir, "bad.yaml");
-  writeFileSync(
-    file,
+  const run = validateConfig(
     `listeners: [{ port: 8080 }]
 upstreams: { echo: { type: mock } }
 routes:
@@ -164,9 +160,8 @@ routes:
           credentials: true
 `,
   );
-  const run = Bun.spawnSync([BINARY, "validate", file], { stdio: ["ignore", "pipe", "pipe"] });
-  const out = run.stdout.toString() + run.stderr.toString();
-  expect(run.exitCode).toBe(1);
+  const out = run.lines.join("\n");
+  expect(run.code).toBe(1);
   expect(out).toContain('routes[0].policies[0].config.origins[1]: "https://ok.example.com/path" is not an origin');
   expect(out).toContain("routes[0].policies[0].config.origins[2]: invalid regular expression");
   expect(out).toContain('routes[0].policies[0].config.origins[3]: "app.example.com" is not an origin');
